@@ -1,0 +1,52 @@
+#pragma once
+// The saved context: what a training (or statistics-estimating) forward leaves
+// for the backward. O(groups) memory: per-group statistics and lambda, never a
+// copy of the input.
+
+#include <cstdint>
+#include <vector>
+
+#include "normnorm/layout.hpp"
+#include "normnorm/noise/noise_source.hpp"
+#include "normnorm/options.hpp"
+
+namespace normnorm {
+
+template <class T>
+struct SavedContext {
+  Layout layout;
+  Mode mode = Mode::train;
+  bool batch_statistics = true;  // mean, var and lambda came from the group (they carry gradient)
+  bool valid = false;            // false until a forward succeeds; a failed forward clears it
+
+  // Per group (layout.num_groups() entries).
+  std::vector<double> mean;         // mu (running_mean in batch-form evaluation)
+  std::vector<double> var;          // v, the biased variance (running_var in batch-form evaluation)
+  std::vector<double> rstd;         // r = 1 / sqrt(v + eps)
+  std::vector<double> lambda;       // the lambda used by the transform
+  std::vector<double> mean_hd;      // A, the lambda estimate's mean(h d)
+  std::vector<double> mean_d;       // D = mean(d)
+  std::vector<double> g1, g2;       // first and second derivative estimates of the NLL at lambda = 1
+  std::vector<double> noise_scale;  // xi * norm (0 without noise)
+
+  // How the noise was drawn, so backward can replay it for grad_weight.
+  NoiseKind noise_kind = NoiseKind::none;
+  std::uint64_t noise_seed = 0;
+  std::uint64_t noise_call = 0;
+
+  // Backward's per-channel accumulators (kept here so backward allocates once).
+  std::vector<double> channel_scratch;
+
+  // Bytes of the per-group state for a layout: the size query.
+  static std::size_t bytes_for(const Layout& layout) {
+    return static_cast<std::size_t>(layout.num_groups()) * 9 * sizeof(double);
+  }
+
+  void resize(const Layout& new_layout) {
+    layout = new_layout;
+    const auto groups = static_cast<std::size_t>(layout.num_groups());
+    for (auto* v : {&mean, &var, &rstd, &lambda, &mean_hd, &mean_d, &g1, &g2, &noise_scale}) v->resize(groups);
+  }
+};
+
+}  // namespace normnorm

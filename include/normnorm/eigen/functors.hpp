@@ -1,0 +1,119 @@
+#pragma once
+// Forward and backward functors on caller-owned Eigen::TensorMaps (row-major,
+// PyTorch axis order), in the spirit of TensorFlow's Eigen kernel functors:
+// stateless apart from the layer configuration, so an embedder's autograd owns
+// every buffer.
+//
+//   normnorm::eigen::Forward<float> forward{config};
+//   forward(Mode::train, input, output, {weight, bias}, running, noise, context);
+//   normnorm::eigen::Backward<float> backward{config};
+//   backward(input, grad_output, weight, grad_input, {grad_weight, grad_bias}, context);
+
+#include <unsupported/Eigen/CXX11/Tensor>
+
+#include "normnorm/api.hpp"
+
+namespace normnorm::eigen {
+
+template <class T, int Rank>
+using ConstTensorMap = Eigen::TensorMap<const Eigen::Tensor<T, Rank, Eigen::RowMajor>>;
+template <class T, int Rank>
+using TensorMap = Eigen::TensorMap<Eigen::Tensor<T, Rank, Eigen::RowMajor>>;
+
+// A 1-D parameter vector (weight, bias, or one running statistic).
+template <class T>
+using ConstVectorMap = Eigen::TensorMap<const Eigen::Tensor<T, 1, Eigen::RowMajor>>;
+template <class T>
+using VectorMap = Eigen::TensorMap<Eigen::Tensor<T, 1, Eigen::RowMajor>>;
+
+template <class Map>
+inline Shape shape_of(const Map& map) {
+  const auto& dims = map.dimensions();
+  return Shape(dims.data(), static_cast<int>(dims.size()));
+}
+
+template <class T>
+inline Span<const T> span_of(const ConstVectorMap<T>* vector) {
+  if (!vector) return {};
+  return {vector->data(), static_cast<index_t>(vector->size())};
+}
+
+// Weight and bias, flattened (the layer form's normalized_shape in row-major order).
+template <class T>
+struct AffineMaps {
+  const T* weight = nullptr;
+  const T* bias = nullptr;
+  index_t size = 0;
+  AffineMaps() = default;
+  AffineMaps(ConstVectorMap<T> w, ConstVectorMap<T> b)
+      : weight(w.data()), bias(b.data()), size(static_cast<index_t>(w.size())) {
+    if (b.size() != w.size()) throw std::invalid_argument("normnorm: weight and bias must have the same length");
+  }
+};
+
+template <class T>
+struct Forward {
+  LayerConfig config;
+  Execution execution{};
+
+  template <int Rank>
+  void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
+                  const RunningStats<T>& running, const NoiseSource<T>& noise, SavedContext<T>& context) const {
+    if (shape_of(input) != shape_of(output))
+      throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
+                                  shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string());
+    ForwardArgs<T> args;
+    args.input = input.data();
+    args.shape = shape_of(input);
+    args.output = output.data();
+    args.weight = {affine.weight, affine.size};
+    args.bias = {affine.bias, affine.size};
+    args.running = running;
+    args.noise = noise;
+    forward(config, mode, args, context, execution);
+  }
+};
+
+// Where backward writes the affine parameters' gradients (either may be null).
+template <class T>
+struct AffineGradMaps {
+  T* grad_weight = nullptr;
+  T* grad_bias = nullptr;
+  index_t size = 0;
+  AffineGradMaps() = default;
+  AffineGradMaps(VectorMap<T> gw, VectorMap<T> gb)
+      : grad_weight(gw.data()), grad_bias(gb.data()), size(static_cast<index_t>(gw.size())) {
+    if (gb.size() != gw.size()) throw std::invalid_argument("normnorm: grad_weight and grad_bias must have the same length");
+  }
+};
+
+template <class T>
+struct Backward {
+  LayerConfig config;
+  Execution execution{};
+
+  template <int Rank>
+  void operator()(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<T>& affine,
+                  TensorMap<T, Rank> grad_input, const AffineGradMaps<T>& grads, SavedContext<T>& context,
+                  const T* external_noise = nullptr) const {
+    if (shape_of(input) != shape_of(grad_output) || shape_of(input) != shape_of(grad_input))
+      throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": input " + shape_of(input).to_string() +
+                                  ", grad_output " + shape_of(grad_output).to_string() + " and grad_input " +
+                                  shape_of(grad_input).to_string() + " must have the same shape");
+    if (config.options.affine && grads.size != config.num_affine() && (grads.grad_weight || grads.grad_bias))
+      throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": grad_weight must hold " +
+                                  std::to_string(config.num_affine()) + " values, got " + std::to_string(grads.size));
+    BackwardArgs<T> args;
+    args.input = input.data();
+    args.shape = shape_of(input);
+    args.grad_output = grad_output.data();
+    args.weight = {affine.weight, affine.size};
+    args.grad_input = grad_input.data();
+    args.grad_weight = grads.grad_weight;
+    args.grad_bias = grads.grad_bias;
+    args.external_noise = external_noise;
+    backward(config, args, context, execution);
+  }
+};
+
+}  // namespace normnorm::eigen

@@ -1,0 +1,167 @@
+#pragma once
+// The forward pass of every form: statistics for all groups first (reads only,
+// so a bad training group is reported before anything is written), then one
+// fused write pass per group, or three when training needs the spread of y.
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "normnorm/context.hpp"
+#include "normnorm/engine/statistics.hpp"
+#include "normnorm/running_stats.hpp"
+
+namespace normnorm::engine {
+
+template <class T>
+struct ForwardRequest {
+  Layout layout;
+  Options options;
+  Mode mode = Mode::train;
+  const char* layer_name = "NormalNorm";
+  const T* x = nullptr;
+  const T* weight = nullptr;  // null: no affine (gamma 1)
+  const T* bias = nullptr;    // null: no affine (beta 0)
+  RunningStats<T> running;    // absent: no running statistics
+  NoiseSource<T> noise;
+  T* out = nullptr;
+};
+
+namespace detail {
+
+// Statistics of group g, either estimated from the group or read from the running buffers.
+template <class T, bool Simd>
+inline GroupStatistics statistics_for(const ForwardRequest<T>& rq, bool use_running, index_t group) {
+  if (!use_running) return group_statistics<T, Simd>(rq.layout, rq.options, rq.x, group);
+  GroupStatistics stats;
+  if (rq.options.standardize) {
+    stats.mean = static_cast<double>(rq.running.mean[group]);
+    stats.var = static_cast<double>(rq.running.var[group]);
+    stats.rstd = 1.0 / std::sqrt(stats.var + rq.options.eps);
+  }
+  if (rq.options.power_transform) stats.lambda = static_cast<double>(rq.running.lambda[group]);
+  return stats;
+}
+
+// out = gamma (y + sigma n) + beta over one group, y read from `source`
+// (x, transformed on the fly, or y already written to out).
+template <class T, bool Simd, bool SourceIsY>
+inline void write_affine(const ForwardRequest<T>& rq, index_t group, T mean, T rstd,
+                         const math::PowerTransform<T>& transform, T sigma) {
+  constexpr index_t chunk = 256;
+  T normals[chunk];
+  for_each_affine_run(rq.layout, group, [&](const AffineRun& run) {
+    for (index_t start = 0; start < run.length; start += chunk) {
+      const index_t n = std::min(chunk, run.length - start);
+      if (sigma != T(0)) rq.noise.fill(run.offset + start, n, normals);
+      math::for_each_lane<T, Simd>(n, [&](auto zero, index_t i) {
+        using V = decltype(zero);
+        const index_t p = run.offset + start + i;
+        V z;
+        if constexpr (SourceIsY) {
+          z = math::load<V>(rq.out + p);
+        } else {
+          const V value = math::load<V>(rq.x + p);
+          z = math::power_transform((value - V(mean)) * V(rstd), transform);
+        }
+        if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
+        const V gamma = affine_at<V>(rq.weight, run, start + i, T(1));
+        const V beta = affine_at<V>(rq.bias, run, start + i, T(0));
+        math::store(rq.out + p, gamma * z + beta);
+      });
+    }
+  });
+}
+
+}  // namespace detail
+
+template <class T, bool Simd>
+inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
+  const Layout& layout = rq.layout;
+  const Options& options = rq.options;
+  const bool training = rq.mode == Mode::train;
+  const bool use_running = !training && rq.running.present();
+  const bool update_running = training && rq.running.present();
+  const bool noisy = training && options.power_transform && options.noise_train > 0;
+  const bool need_spread = training && options.power_transform && (noisy || update_running);
+  const double sqrt_eps = std::sqrt(options.eps);
+  const index_t groups = layout.num_groups();
+
+  ctx.valid = false;
+  ctx.resize(layout);
+  ctx.mode = rq.mode;
+  ctx.batch_statistics = !use_running;
+  ctx.noise_kind = noisy ? rq.noise.kind : NoiseKind::none;
+  ctx.noise_seed = rq.noise.seed;
+  ctx.noise_call = rq.noise.call;
+
+  // Phase 1: statistics of every group, before any write.
+  for (index_t g = 0; g < groups; ++g) {
+    const GroupStatistics stats = detail::statistics_for<T, Simd>(rq, use_running, g);
+    if (training && !stats.finite)
+      throw std::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " +
+                              std::to_string(g) + " contains NaN or Inf; outputs and running statistics were left unchanged");
+    ctx.mean[g] = stats.mean;
+    ctx.var[g] = stats.var;
+    ctx.rstd[g] = stats.rstd;
+    ctx.lambda[g] = stats.lambda;
+    ctx.mean_hd[g] = stats.mean_hd;
+    ctx.mean_d[g] = stats.mean_d;
+    ctx.g1[g] = stats.g1;
+    ctx.g2[g] = stats.g2;
+    ctx.noise_scale[g] = 0.0;
+  }
+
+  // Nothing below can fail.
+  double factor = 0.0;
+  if (update_running) {
+    std::int64_t batches = 1;
+    if (rq.running.num_batches_tracked) batches = ++*rq.running.num_batches_tracked;
+    factor = running_update_factor(options.momentum, batches);
+  }
+
+  // Phase 2: transform, noise and affine, group by group.
+  const double group_size = static_cast<double>(layout.group_size());
+  for (index_t g = 0; g < groups; ++g) {
+    const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+    const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], sqrt_eps, options.power_transform);
+    double spread = 0.0;  // norm = mean |y - mean(y)|
+    if (!need_spread) {
+      detail::write_affine<T, Simd, false>(rq, g, mean, rstd, transform, T(0));
+    } else {
+      // y into out while summing it; then the mean absolute deviation; then noise and affine in place.
+      const auto sum_y = reduce_group<T, Simd, 1>(layout, g, [&](auto zero, index_t p, auto& sums) {
+        using V = decltype(zero);
+        const V value = math::load<V>(rq.x + p);
+        const V y = math::power_transform((value - V(mean)) * V(rstd), transform);
+        math::store(rq.out + p, y);
+        sums.add(0, y);
+      });
+      const T mean_y = T(sum_y[0] / group_size);
+      const auto deviation = reduce_group<T, Simd, 1>(layout, g, [&](auto zero, index_t p, auto& sums) {
+        using V = decltype(zero);
+        sums.add(0, math::abs(math::load<V>(rq.out + p) - V(mean_y)));
+      });
+      spread = deviation[0] / group_size;
+      const double sigma = noisy ? options.noise_train * spread : 0.0;
+      ctx.noise_scale[g] = sigma;
+      detail::write_affine<T, Simd, true>(rq, g, mean, rstd, transform, T(sigma));
+    }
+    if (update_running) {
+      // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
+      const double unbias = group_size / (group_size - 1.0);
+      const RunningStats<T>& rs = rq.running;
+      if (options.standardize) {
+        rs.mean[g] = T(blend(factor, ctx.mean[g], static_cast<double>(rs.mean[g])));
+        rs.var[g] = T(blend(factor, ctx.var[g] * unbias, static_cast<double>(rs.var[g])));
+      }
+      if (options.power_transform) {
+        rs.lambda[g] = T(blend(factor, ctx.lambda[g], static_cast<double>(rs.lambda[g])));
+        rs.norm[g] = T(blend(factor, spread * unbias, static_cast<double>(rs.norm[g])));
+      }
+    }
+  }
+  ctx.valid = true;
+}
+
+}  // namespace normnorm::engine

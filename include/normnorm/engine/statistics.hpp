@@ -1,0 +1,86 @@
+#pragma once
+// Per-group statistics of a forward: mean, variance, and the one-step lambda.
+// Reads only, so a training call can check every group before it writes.
+
+#include <cmath>
+
+#include "normnorm/engine/traversal.hpp"
+#include "normnorm/math/yeo_johnson.hpp"
+#include "normnorm/options.hpp"
+
+namespace normnorm::engine {
+
+struct GroupStatistics {
+  double mean = 0, var = 1, rstd = 1;
+  double lambda = 1, mean_hd = 0, mean_d = 0, g1 = 0, g2 = 0;
+  bool finite = true;
+};
+
+// Lambda from the group means of the per-element terms (docs/math.md):
+//   A = mean(h d), S = mean(s L), g1 = A - S,
+//   D = mean(d), B = mean(h e) + mean((d - D)^2), g2 = B - 2 A^2,
+//   lambda = 1 - alpha g1 / (g2 + sqrt(eps))  (order 2),  1 - alpha g1  (order 1).
+inline void estimate_lambda(const Options& options, double sum_hd, double sum_sL, double sum_d, double sum_dd,
+                            double sum_he, double group_size, GroupStatistics& stats) {
+  const double A = sum_hd / group_size;
+  const double S = sum_sL / group_size;
+  const double D = sum_d / group_size;
+  const double variance_d = std::max(0.0, sum_dd / group_size - D * D);
+  const double B = sum_he / group_size + variance_d;
+  stats.mean_hd = A;
+  stats.mean_d = D;
+  stats.g1 = A - S;
+  stats.g2 = B - 2.0 * A * A;
+  if (options.order == 1)
+    stats.lambda = 1.0 - options.alpha * stats.g1;
+  else
+    stats.lambda = 1.0 - options.alpha * stats.g1 / (stats.g2 + std::sqrt(options.eps));
+}
+
+template <class T, bool Simd>
+inline GroupStatistics group_statistics(const Layout& layout, const Options& options, const T* x, index_t group) {
+  using math::load;
+  GroupStatistics stats;
+  const double group_size = static_cast<double>(layout.group_size());
+
+  // The sum is taken even without standardization: it is how non-finite input is detected.
+  const auto sum = reduce_group<T, Simd, 1>(layout, group, [&](auto zero, index_t p, auto& sums) {
+    sums.add(0, load<decltype(zero)>(x + p));
+  });
+  stats.finite = std::isfinite(sum[0]);
+  if (options.standardize) {
+    // Two passes (mean, then squared deviations) rather than sum of squares:
+    // exact enough for data far from zero, where E[x^2] - E[x]^2 cancels.
+    stats.mean = sum[0] / group_size;
+    const T mean = T(stats.mean);
+    const auto squares = reduce_group<T, Simd, 1>(layout, group, [&](auto zero, index_t p, auto& sums) {
+      using V = decltype(zero);
+      const V centred = load<V>(x + p) - V(mean);
+      sums.add(0, centred * centred);
+    });
+    stats.var = squares[0] / group_size;
+    stats.rstd = 1.0 / std::sqrt(stats.var + options.eps);
+    stats.finite = stats.finite && std::isfinite(stats.var);
+  }
+
+  if (options.power_transform) {
+    const T mean = T(stats.mean), rstd = T(stats.rstd);
+    const auto sums = reduce_group<T, Simd, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
+      using V = decltype(zero);
+      const V value = load<V>(x + p);
+      const V h = (value - V(mean)) * V(rstd);
+      const auto terms = math::lambda_terms<V, T>(h);
+      acc.add(0, terms.hd);
+      acc.add(1, terms.sL);
+      acc.add(2, terms.d);
+      acc.add(3, terms.dd);
+      acc.add(4, terms.he);
+    });
+    estimate_lambda(options, sums[0], sums[1], sums[2], sums[3], sums[4], group_size, stats);
+    // Non-finite input shows up in these sums even when standardize is off.
+    for (double s : sums) stats.finite = stats.finite && std::isfinite(s);
+  }
+  return stats;
+}
+
+}  // namespace normnorm::engine

@@ -1,0 +1,105 @@
+#pragma once
+// A layer's configuration: its form, its sizes, and its options. The factories
+// are the one place each form's defaults and shape rules live; layout_for() is
+// the adapter that turns an input shape into the engine's group layout.
+
+#include <stdexcept>
+#include <string>
+
+#include "normnorm/layout.hpp"
+#include "normnorm/options.hpp"
+#include "normnorm/shape.hpp"
+
+namespace normnorm {
+
+struct LayerConfig {
+  Form form = Form::batch_2d;
+  index_t num_features = 0;  // channels (C) of the batch, group and instance forms
+  Shape normalized_shape;    // the layer form's trailing axes
+  index_t num_groups = 1;    // the group form's G
+  Options options;
+
+  static LayerConfig batch_normal_norm_1d(index_t num_features, Options options = default_options(Form::batch_1d)) {
+    return make(Form::batch_1d, num_features, {}, 1, options);
+  }
+  static LayerConfig batch_normal_norm_2d(index_t num_features, Options options = default_options(Form::batch_2d)) {
+    return make(Form::batch_2d, num_features, {}, 1, options);
+  }
+  static LayerConfig layer_normal_norm(Shape normalized_shape, Options options = default_options(Form::layer)) {
+    return make(Form::layer, 0, normalized_shape, 1, options);
+  }
+  static LayerConfig group_normal_norm(index_t num_groups, index_t num_channels,
+                                       Options options = default_options(Form::group)) {
+    return make(Form::group, num_channels, {}, num_groups, options);
+  }
+  static LayerConfig instance_normal_norm_2d(index_t num_features, Options options = default_options(Form::instance_2d)) {
+    return make(Form::instance_2d, num_features, {}, 1, options);
+  }
+
+  const char* name() const { return form_name(form); }
+  bool has_running_stats() const { return is_batch_form(form) && options.track_running_stats; }
+
+  // Length of weight and bias: C, or prod(normalized_shape) for the layer form.
+  index_t num_affine() const {
+    if (form != Form::layer) return num_features;
+    index_t size = 1;
+    for (index_t d : normalized_shape) size *= d;
+    return size;
+  }
+  // Length of each running-statistic buffer (batch forms): C.
+  index_t num_running() const { return is_batch_form(form) ? num_features : 0; }
+
+  // The engine's layout for an input of `shape`; throws std::invalid_argument
+  // naming the expected and actual shapes when they do not fit this layer.
+  Layout layout_for(const Shape& shape) const {
+    Layout layout;
+    switch (form) {
+      case Form::batch_1d:
+        require(shape.rank() == 2, "expected 2-D input (N, " + std::to_string(num_features) + ")", shape);
+        require_channels(shape);
+        return Layout{shape[0], shape[1], 1, 1, true};
+      case Form::batch_2d:
+      case Form::instance_2d:
+        require(shape.rank() == 4, "expected 4-D input (N, " + std::to_string(num_features) + ", H, W)", shape);
+        require_channels(shape);
+        return Layout{shape[0], shape[1], shape[2] * shape[3], 1, form == Form::batch_2d};
+      case Form::group: {
+        require(shape.rank() >= 2, "expected input (N, " + std::to_string(num_features) + ", ...)", shape);
+        require_channels(shape);
+        index_t inner = 1;
+        for (int axis = 2; axis < shape.rank(); ++axis) inner *= shape[axis];
+        return Layout{shape[0], shape[1], inner, num_features / num_groups, false};
+      }
+      case Form::layer: {
+        const int k = normalized_shape.rank();
+        bool fits = shape.rank() >= k;
+        for (int i = 0; fits && i < k; ++i) fits = shape[shape.rank() - k + i] == normalized_shape[i];
+        require(fits, "expected input (..., " + normalized_shape.to_string().substr(1), shape);
+        index_t outer = 1;
+        for (int axis = 0; axis < shape.rank() - k; ++axis) outer *= shape[axis];
+        const index_t row = num_affine();
+        return Layout{outer, row, 1, row, false};
+      }
+    }
+    return layout;
+  }
+
+ private:
+  static LayerConfig make(Form form, index_t num_features, Shape normalized_shape, index_t num_groups, Options options) {
+    LayerConfig config;
+    config.form = form;
+    config.num_features = num_features;
+    config.normalized_shape = normalized_shape;
+    config.num_groups = num_groups;
+    config.options = options;
+    return config;
+  }
+  void require(bool ok, const std::string& expected, const Shape& shape) const {
+    if (!ok) throw std::invalid_argument(std::string("normnorm: ") + name() + ": " + expected + ", got " + shape.to_string());
+  }
+  void require_channels(const Shape& shape) const {
+    require(shape[1] == num_features, "expected " + std::to_string(num_features) + " channels on axis 1", shape);
+  }
+};
+
+}  // namespace normnorm

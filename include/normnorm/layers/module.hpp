@@ -1,0 +1,176 @@
+#pragma once
+// Module classes for users who want a one-liner: they own the parameters, the
+// running statistics, the saved context and the noise state, and switch between
+// train() and eval() like PyTorch modules. Each is a thin name over
+// NormalNormModule, which calls the raw-pointer API.
+
+#include <cstdint>
+#include <vector>
+
+#include <unsupported/Eigen/CXX11/Tensor>
+
+#include "normnorm/api.hpp"
+
+namespace normnorm {
+
+template <class T>
+class NormalNormModule {
+ public:
+  explicit NormalNormModule(LayerConfig config, std::uint64_t seed = 0) : config_(std::move(config)), seed_(seed) {
+    detail::validate_options(config_);
+    const auto affine = static_cast<std::size_t>(config_.num_affine());
+    if (config_.options.affine) {
+      weight_.assign(affine, T(1));
+      bias_.assign(affine, T(0));
+      grad_weight_.assign(affine, T(0));
+      grad_bias_.assign(affine, T(0));
+    }
+    if (config_.has_running_stats()) {
+      const auto channels = static_cast<std::size_t>(config_.num_running());
+      running_mean_.resize(channels);
+      running_var_.resize(channels);
+      running_lambda_.resize(channels);
+      running_norm_.resize(channels);
+      reset_running_stats();
+    }
+  }
+
+  void train(bool on = true) { training_ = on; }
+  void eval() { training_ = false; }
+  bool is_training() const { return training_; }
+  Mode mode() const { return training_ ? Mode::train : Mode::eval; }
+
+  const LayerConfig& config() const { return config_; }
+  void set_execution(const Execution& execution) { execution_ = execution; }
+
+  // output = layer(input). In training, draws noise for call training_calls()
+  // of this module's seed, updates the running statistics, and saves what
+  // backward needs. On error nothing changes (outputs, statistics, noise counter).
+  void forward(const T* input, const Shape& shape, T* output) {
+    ForwardArgs<T> args;
+    args.input = input;
+    args.shape = shape;
+    args.output = output;
+    args.weight = {weight_.data(), static_cast<index_t>(weight_.size())};
+    args.bias = {bias_.data(), static_cast<index_t>(bias_.size())};
+    args.running = running_view();
+    args.noise = NoiseSource<T>::philox(seed_, training_calls_);
+    normnorm::forward(config_, mode(), args, context_, execution_);
+    if (training_) ++training_calls_;
+  }
+
+  // grad_input from the forward's input and grad_output; grad_weight() and
+  // grad_bias() are overwritten (not accumulated). grad_input may be null.
+  void backward(const T* input, const Shape& shape, const T* grad_output, T* grad_input) {
+    BackwardArgs<T> args;
+    args.input = input;
+    args.shape = shape;
+    args.grad_output = grad_output;
+    args.weight = {weight_.data(), static_cast<index_t>(weight_.size())};
+    args.grad_input = grad_input;
+    args.grad_weight = grad_weight_.data();
+    args.grad_bias = grad_bias_.data();
+    normnorm::backward(config_, args, context_, execution_);
+  }
+
+  template <int Rank>
+  Eigen::Tensor<T, Rank, Eigen::RowMajor> forward(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& input) {
+    Eigen::Tensor<T, Rank, Eigen::RowMajor> output(input.dimensions());
+    forward(input.data(), shape_of(input), output.data());
+    return output;
+  }
+  template <int Rank>
+  Eigen::Tensor<T, Rank, Eigen::RowMajor> backward(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& input,
+                                                   const Eigen::Tensor<T, Rank, Eigen::RowMajor>& grad_output) {
+    if (shape_of(input) != shape_of(grad_output))
+      throw std::invalid_argument(std::string("normnorm: ") + config_.name() + ": grad_output shape " +
+                                  shape_of(grad_output).to_string() + " differs from input shape " + shape_of(input).to_string());
+    Eigen::Tensor<T, Rank, Eigen::RowMajor> grad_input(input.dimensions());
+    backward(input.data(), shape_of(input), grad_output.data(), grad_input.data());
+    return grad_input;
+  }
+
+  std::vector<T>& weight() { return weight_; }
+  std::vector<T>& bias() { return bias_; }
+  const std::vector<T>& grad_weight() const { return grad_weight_; }
+  const std::vector<T>& grad_bias() const { return grad_bias_; }
+  std::vector<T>& running_mean() { return running_mean_; }
+  std::vector<T>& running_var() { return running_var_; }
+  std::vector<T>& running_lambda() { return running_lambda_; }
+  std::vector<T>& running_norm() { return running_norm_; }
+  std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
+  void reset_running_stats() {
+    if (config_.has_running_stats()) reset_running_stats_of(running_view(), config_.num_running());
+  }
+
+  const SavedContext<T>& context() const { return context_; }
+  std::uint64_t noise_seed() const { return seed_; }
+  std::uint64_t training_calls() const { return training_calls_; }
+
+ private:
+  template <int Rank>
+  static Shape shape_of(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& tensor) {
+    return Shape(tensor.dimensions().data(), Rank);
+  }
+  static void reset_running_stats_of(const RunningStats<T>& stats, index_t channels) {
+    normnorm::reset_running_stats(stats, channels);
+  }
+  RunningStats<T> running_view() {
+    RunningStats<T> view;
+    if (!config_.has_running_stats()) return view;
+    view.mean = running_mean_.data();
+    view.var = running_var_.data();
+    view.lambda = running_lambda_.data();
+    view.norm = running_norm_.data();
+    view.num_batches_tracked = &num_batches_tracked_;
+    view.size = static_cast<index_t>(running_mean_.size());
+    return view;
+  }
+
+  LayerConfig config_;
+  Execution execution_{};
+  bool training_ = true;
+  std::uint64_t seed_ = 0;
+  std::uint64_t training_calls_ = 0;
+  std::vector<T> weight_, bias_, grad_weight_, grad_bias_;
+  std::vector<T> running_mean_, running_var_, running_lambda_, running_norm_;
+  std::int64_t num_batches_tracked_ = 0;
+  SavedContext<T> context_;
+};
+
+template <class T = float>
+class BatchNormalNorm1d : public NormalNormModule<T> {
+ public:
+  explicit BatchNormalNorm1d(index_t num_features, Options options = default_options(Form::batch_1d), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::batch_normal_norm_1d(num_features, options), seed) {}
+};
+
+template <class T = float>
+class BatchNormalNorm2d : public NormalNormModule<T> {
+ public:
+  explicit BatchNormalNorm2d(index_t num_features, Options options = default_options(Form::batch_2d), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::batch_normal_norm_2d(num_features, options), seed) {}
+};
+
+template <class T = float>
+class LayerNormalNorm : public NormalNormModule<T> {
+ public:
+  explicit LayerNormalNorm(Shape normalized_shape, Options options = default_options(Form::layer), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::layer_normal_norm(normalized_shape, options), seed) {}
+};
+
+template <class T = float>
+class GroupNormalNorm : public NormalNormModule<T> {
+ public:
+  GroupNormalNorm(index_t num_groups, index_t num_channels, Options options = default_options(Form::group), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::group_normal_norm(num_groups, num_channels, options), seed) {}
+};
+
+template <class T = float>
+class InstanceNormalNorm2d : public NormalNormModule<T> {
+ public:
+  explicit InstanceNormalNorm2d(index_t num_features, Options options = default_options(Form::instance_2d), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::instance_normal_norm_2d(num_features, options), seed) {}
+};
+
+}  // namespace normnorm

@@ -1,0 +1,85 @@
+#pragma once
+// Lane-generic helpers: every per-element formula in normnorm is written once as
+// a template over V, where V is either a scalar T (the scalar path, also used
+// for the tail of a run) or an xsimd::batch<T> (the SIMD path).
+
+#include <cmath>
+#include <type_traits>
+
+#include <xsimd/xsimd.hpp>
+
+#include "normnorm/config.hpp"
+
+namespace normnorm::math {
+
+template <class V> struct lane_traits { using scalar = V; static constexpr index_t width = 1; };
+template <class T, class A> struct lane_traits<xsimd::batch<T, A>> {
+  using scalar = T;
+  static constexpr index_t width = static_cast<index_t>(xsimd::batch<T, A>::size);
+};
+
+// Loads and stores of `lane_traits<V>::width` consecutive values.
+template <class V> inline V load(const typename lane_traits<V>::scalar* p) {
+  if constexpr (std::is_arithmetic_v<V>) return *p;
+  else return V::load_unaligned(p);
+}
+template <class V> inline void store(typename lane_traits<V>::scalar* p, const V& v) {
+  if constexpr (std::is_arithmetic_v<V>) *p = v;
+  else v.store_unaligned(p);
+}
+
+// where(mask, a, b) (numpy.where) for both bool and batch_bool masks.
+template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
+inline T where(bool mask, T a, T b) { return mask ? a : b; }
+template <class T, class A>
+inline xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& mask, const xsimd::batch<T, A>& a,
+                                 const xsimd::batch<T, A>& b) {
+  return xsimd::select(mask, a, b);
+}
+
+// Elementary functions: the scalar path calls the C library, the SIMD path xsimd.
+template <class V> inline V abs(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::abs(v); else return xsimd::abs(v); }
+template <class V> inline V log1p(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::log1p(v); else return xsimd::log1p(v); }
+template <class V> inline V expm1(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::expm1(v); else return xsimd::expm1(v); }
+template <class V> inline V sqrt(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::sqrt(v); else return xsimd::sqrt(v); }
+
+// Horizontal sum into double (one lane for scalars).
+template <class V> inline double lane_sum(const V& v) {
+  if constexpr (std::is_arithmetic_v<V>) return static_cast<double>(v);
+  else return static_cast<double>(xsimd::hadd(v));
+}
+
+// Runs kernel(V{}, i) over [0, n): SIMD batches first, then the scalar tail.
+// With Simd = false every element takes the scalar path (the reference path the
+// SIMD one is tested against).
+template <class T, bool Simd, class Kernel>
+inline void for_each_lane(index_t n, Kernel&& kernel) {
+  index_t i = 0;
+  if constexpr (Simd) {
+    using B = xsimd::batch<T>;
+    constexpr index_t width = static_cast<index_t>(B::size);
+    for (; i + width <= n; i += width) kernel(B(T(0)), i);
+  }
+  for (; i < n; ++i) kernel(T(0), i);
+}
+
+// K running sums kept per lane type (batch lanes and scalar tail), folded into
+// double: summation order is fixed by the data layout alone, never by threads.
+template <class T, bool Simd, int K>
+struct LaneSums {
+  using B = std::conditional_t<Simd, xsimd::batch<T>, T>;
+  B wide[K];
+  T tail[K];
+  LaneSums() { reset(); }
+  void reset() { for (int k = 0; k < K; ++k) { wide[k] = B(T(0)); tail[k] = T(0); } }
+  void add(int k, const B& v) { wide[k] += v; }
+  template <class U = T, std::enable_if_t<!std::is_same_v<U, B>, int> = 0>
+  void add(int k, const T& v) { tail[k] += v; }
+  double total(int k) const { return lane_sum(wide[k]) + static_cast<double>(tail[k]); }
+};
+
+// Block length for reductions: partial sums in T are folded into double every
+// block so float accumulation error stays small on long runs.
+constexpr index_t reduction_block = 512;
+
+}  // namespace normnorm::math

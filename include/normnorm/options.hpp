@@ -1,0 +1,53 @@
+#pragma once
+// Layer options, named as in PyTorch and the paper, with the paper's defaults.
+
+#include <optional>
+
+#include "normnorm/config.hpp"
+
+namespace normnorm {
+
+// Which of the five layer forms a configuration describes.
+enum class Form { batch_1d, batch_2d, layer, group, instance_2d };
+
+// Training estimates statistics (and adds noise); evaluation uses running
+// statistics where the form has them.
+enum class Mode { train, eval };
+
+// Options shared by every form. Fields a form does not use (momentum and
+// track_running_stats outside the batch forms) are ignored by it.
+struct Options {
+  double eps = 1e-5;                  // variance floor; sqrt(eps) also shifts the exponent
+  std::optional<double> momentum = 0.1;  // none (std::nullopt) = cumulative average
+  bool affine = true;                 // PyTorch's `affine` / `elementwise_affine`
+  bool track_running_stats = true;    // batch forms only
+  double noise_train = 0.4;           // noise factor xi; 1.0 is the layer form's default
+  int order = 2;                      // 2 = Newton step, 1 = gradient step
+  double alpha = 1.0;                 // step size of the lambda update
+  bool standardize = true;            // off: h = x (no centring or scaling)
+  bool power_transform = true;        // off: the plain normalization layer (lambda = 1, no noise)
+};
+
+// The options a form starts from: the paper's defaults for it.
+inline Options default_options(Form form) {
+  Options options;
+  if (form == Form::layer) options.noise_train = 1.0;
+  if (form == Form::layer || form == Form::group || form == Form::instance_2d)
+    options.track_running_stats = false;
+  return options;
+}
+
+inline const char* form_name(Form form) {
+  switch (form) {
+    case Form::batch_1d: return "BatchNormalNorm1d";
+    case Form::batch_2d: return "BatchNormalNorm2d";
+    case Form::layer: return "LayerNormalNorm";
+    case Form::group: return "GroupNormalNorm";
+    case Form::instance_2d: return "InstanceNormalNorm2d";
+  }
+  return "NormalNorm";
+}
+
+inline bool is_batch_form(Form form) { return form == Form::batch_1d || form == Form::batch_2d; }
+
+}  // namespace normnorm

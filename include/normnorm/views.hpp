@@ -1,0 +1,14 @@
+#pragma once
+// Non-owning views the raw-pointer API takes: a pointer and how many values it holds.
+
+#include "normnorm/config.hpp"
+
+namespace normnorm {
+
+template <class T>
+struct Span {
+  T* data = nullptr;
+  index_t size = 0;
+};
+
+}  // namespace normnorm
