@@ -11,6 +11,17 @@
 #include <stdexcept>
 #include <string>
 
+// Threading runs on Eigen's ThreadPoolDevice, which the Tensor module defines only
+// under EIGEN_USE_THREADS: include normnorm before Eigen's Tensor header, or define
+// EIGEN_USE_THREADS yourself.
+#ifndef EIGEN_USE_THREADS
+#define EIGEN_USE_THREADS
+#endif
+#include <unsupported/Eigen/CXX11/Tensor>
+#ifndef EIGEN_CXX11_TENSOR_TENSOR_DEVICE_THREAD_POOL_H
+#error "normnorm needs Eigen::ThreadPoolDevice: include <normnorm/normnorm.hpp> before <unsupported/Eigen/CXX11/Tensor>, or define EIGEN_USE_THREADS first"
+#endif
+
 #include "normnorm/context.hpp"
 #include "normnorm/detail/validate.hpp"
 #include "normnorm/engine/backward.hpp"
@@ -19,9 +30,12 @@
 
 namespace normnorm {
 
-// How to run: the SIMD path (default) or the scalar reference path.
+// How to run: the SIMD path (default) or the scalar reference path, serially
+// (default) or on the caller's Eigen thread pool. Results are bit-identical for
+// any thread count: work is split by group, and sums are reduced in fixed blocks.
 struct Execution {
   bool simd = true;
+  const Eigen::ThreadPoolDevice* device = nullptr;
 };
 
 template <class T>
@@ -133,6 +147,7 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
     engine::forward<T, true>(request, context);
   else
     engine::forward<T, false>(request, context);
+  context.shape = args.shape;
 }
 
 template <class T>
@@ -143,10 +158,8 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
   detail::validate_shape<T>(config, args.shape);
   const Layout layout = config.layout_for(args.shape);
   if (!context.valid) detail::fail(config, "backward needs the saved context of a successful forward");
-  const Layout& saved = context.layout;
-  if (saved.outer != layout.outer || saved.channels != layout.channels || saved.inner != layout.inner ||
-      saved.channels_per_group != layout.channels_per_group || saved.groups_span_batch != layout.groups_span_batch)
-    detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's");
+  if (context.shape != args.shape)
+    detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's " + context.shape.to_string());
   if (!args.input) detail::fail(config, "input is null");
   if (!args.grad_output) detail::fail(config, "grad_output is null");
   const index_t bytes = layout.num_elements() * static_cast<index_t>(sizeof(T));
@@ -156,11 +169,18 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
     detail::fail(config, "grad_input partly overlaps input or grad_output (only exactly the same buffer is allowed)");
   if (config.options.affine) {
     detail::require_buffer(config, args.weight.data, args.weight.size, config.num_affine(), "weight");
+    if (detail::any_overlap(args.grad_input, bytes, args.weight.data, affine_bytes))
+      detail::fail(config, "grad_input overlaps weight");
+    if (detail::any_overlap(args.grad_weight, affine_bytes, args.grad_bias, affine_bytes))
+      detail::fail(config, "grad_weight overlaps grad_bias");
     for (T* out : {args.grad_weight, args.grad_bias})
       if (detail::any_overlap(out, affine_bytes, args.input, bytes) || detail::any_overlap(out, affine_bytes, args.grad_output, bytes) ||
-          detail::any_overlap(out, affine_bytes, args.grad_input, bytes) || detail::any_overlap(out, affine_bytes, args.weight.data, affine_bytes))
+          detail::any_overlap(out, affine_bytes, args.grad_input, bytes) || detail::any_overlap(out, affine_bytes, args.weight.data, affine_bytes) ||
+          detail::any_overlap(out, affine_bytes, args.external_noise, bytes))
         detail::fail(config, "grad_weight / grad_bias overlap another argument");
   }
+  if (detail::any_overlap(args.grad_input, bytes, args.external_noise, bytes))
+    detail::fail(config, "grad_input overlaps external_noise");
   if (context.noise_kind == NoiseKind::external && !args.external_noise && (args.grad_weight && config.options.affine))
     detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
 

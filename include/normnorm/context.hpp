@@ -9,12 +9,14 @@
 #include "normnorm/layout.hpp"
 #include "normnorm/noise/noise_source.hpp"
 #include "normnorm/options.hpp"
+#include "normnorm/shape.hpp"
 
 namespace normnorm {
 
 template <class T>
 struct SavedContext {
   Layout layout;
+  Shape shape;  // the forward's input shape: backward must see the same
   Mode mode = Mode::train;
   bool batch_statistics = true;  // mean, var and lambda came from the group (they carry gradient)
   bool valid = false;            // false until a forward succeeds; a failed forward clears it

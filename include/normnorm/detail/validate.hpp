@@ -33,8 +33,13 @@ inline void validate_options(const LayerConfig& config) {
   if (o.order != 1 && o.order != 2) fail(config, "order must be 1 or 2, got " + std::to_string(o.order));
   if (config.form == Form::layer) {
     if (config.normalized_shape.rank() == 0) fail(config, "normalized_shape must have at least one axis");
-    for (index_t d : config.normalized_shape)
+    index_t count = 1;
+    for (index_t d : config.normalized_shape) {
       if (d <= 0) fail(config, "normalized_shape must be positive, got " + config.normalized_shape.to_string());
+      if (count > std::numeric_limits<index_t>::max() / 8 / d)
+        fail(config, "normalized_shape " + config.normalized_shape.to_string() + " has too many elements");
+      count *= d;
+    }
   } else {
     if (config.num_features <= 0) fail(config, "num_features must be positive, got " + std::to_string(config.num_features));
   }

@@ -39,16 +39,13 @@ inline Span<const T> span_of(const ConstVectorMap<T>* vector) {
 }
 
 // Weight and bias, flattened (the layer form's normalized_shape in row-major order).
+// Their lengths are checked by forward/backward, whose errors name the layer.
 template <class T>
 struct AffineMaps {
-  const T* weight = nullptr;
-  const T* bias = nullptr;
-  index_t size = 0;
+  Span<const T> weight, bias;
   AffineMaps() = default;
   AffineMaps(ConstVectorMap<T> w, ConstVectorMap<T> b)
-      : weight(w.data()), bias(b.data()), size(static_cast<index_t>(w.size())) {
-    if (b.size() != w.size()) throw std::invalid_argument("normnorm: weight and bias must have the same length");
-  }
+      : weight{w.data(), static_cast<index_t>(w.size())}, bias{b.data(), static_cast<index_t>(b.size())} {}
 };
 
 template <class T>
@@ -66,8 +63,8 @@ struct Forward {
     args.input = input.data();
     args.shape = shape_of(input);
     args.output = output.data();
-    args.weight = {affine.weight, affine.size};
-    args.bias = {affine.bias, affine.size};
+    args.weight = affine.weight;
+    args.bias = affine.bias;
     args.running = running;
     args.noise = noise;
     forward(config, mode, args, context, execution);
@@ -83,7 +80,9 @@ struct AffineGradMaps {
   AffineGradMaps() = default;
   AffineGradMaps(VectorMap<T> gw, VectorMap<T> gb)
       : grad_weight(gw.data()), grad_bias(gb.data()), size(static_cast<index_t>(gw.size())) {
-    if (gb.size() != gw.size()) throw std::invalid_argument("normnorm: grad_weight and grad_bias must have the same length");
+    if (gb.size() != gw.size())
+      throw std::invalid_argument("normnorm: AffineGradMaps: grad_weight (" + std::to_string(gw.size()) +
+                                  " values) and grad_bias (" + std::to_string(gb.size()) + " values) must have the same length");
   }
 };
 
@@ -107,7 +106,7 @@ struct Backward {
     args.input = input.data();
     args.shape = shape_of(input);
     args.grad_output = grad_output.data();
-    args.weight = {affine.weight, affine.size};
+    args.weight = affine.weight;
     args.grad_input = grad_input.data();
     args.grad_weight = grads.grad_weight;
     args.grad_bias = grads.grad_bias;

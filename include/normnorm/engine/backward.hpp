@@ -19,6 +19,8 @@
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 
+#include "normnorm/detail/begin_simd_code.hpp"
+
 namespace normnorm::engine {
 
 template <class T>
@@ -172,3 +174,5 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
 }
 
 }  // namespace normnorm::engine
+
+#include "normnorm/detail/end_simd_code.hpp"

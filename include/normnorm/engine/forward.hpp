@@ -11,6 +11,8 @@
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
 
+#include "normnorm/detail/begin_simd_code.hpp"
+
 namespace normnorm::engine {
 
 template <class T>
@@ -165,3 +167,5 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
 }
 
 }  // namespace normnorm::engine
+
+#include "normnorm/detail/end_simd_code.hpp"

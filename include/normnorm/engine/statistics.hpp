@@ -8,6 +8,8 @@
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/options.hpp"
 
+#include "normnorm/detail/begin_simd_code.hpp"
+
 namespace normnorm::engine {
 
 struct GroupStatistics {
@@ -84,3 +86,5 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
 }
 
 }  // namespace normnorm::engine
+
+#include "normnorm/detail/end_simd_code.hpp"

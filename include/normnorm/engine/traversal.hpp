@@ -8,6 +8,8 @@
 #include "normnorm/layout.hpp"
 #include "normnorm/math/lanes.hpp"
 
+#include "normnorm/detail/begin_simd_code.hpp"
+
 namespace normnorm::engine {
 
 // Sums K per-element quantities over a group. kernel(V zero, index_t offset, sums)
@@ -60,3 +62,5 @@ inline V affine_at(const T* params, const AffineRun& run, index_t i, T fallback)
 }
 
 }  // namespace normnorm::engine
+
+#include "normnorm/detail/end_simd_code.hpp"

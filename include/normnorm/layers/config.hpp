@@ -74,7 +74,9 @@ struct LayerConfig {
         const int k = normalized_shape.rank();
         bool fits = shape.rank() >= k;
         for (int i = 0; fits && i < k; ++i) fits = shape[shape.rank() - k + i] == normalized_shape[i];
-        require(fits, "expected input (..., " + normalized_shape.to_string().substr(1), shape);
+        std::string trailing;
+        for (index_t d : normalized_shape) trailing += ", " + std::to_string(d);
+        require(fits, "expected input (..." + trailing + ") ending in normalized_shape", shape);
         index_t outer = 1;
         for (int axis = 0; axis < shape.rank() - k; ++axis) outer *= shape[axis];
         const index_t row = num_affine();

@@ -10,6 +10,8 @@
 
 #include "normnorm/config.hpp"
 
+#include "normnorm/detail/begin_simd_code.hpp"
+
 namespace normnorm::math {
 
 template <class V> struct lane_traits { using scalar = V; static constexpr index_t width = 1; };
@@ -40,7 +42,19 @@ inline xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& mask, const xsimd
 // Elementary functions: the scalar path calls the C library, the SIMD path xsimd.
 template <class V> inline V abs(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::abs(v); else return xsimd::abs(v); }
 template <class V> inline V log1p(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::log1p(v); else return xsimd::log1p(v); }
-template <class V> inline V expm1(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::expm1(v); else return xsimd::expm1(v); }
+// xsimd 8.1's double expm1 converts round(x / ln 2) to int64 in every lane, which
+// is undefined for NaN, Inf and huge values: clamp first (expm1 saturates well
+// before +-800 anyway) and put NaN back afterwards.
+template <class V> inline V expm1(const V& v) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return std::expm1(v);
+  } else {
+    using T = typename lane_traits<V>::scalar;
+    const auto is_number = v == v;
+    const V bounded = xsimd::select(is_number, xsimd::min(xsimd::max(v, V(T(-800))), V(T(800))), V(T(0)));
+    return xsimd::select(is_number, xsimd::expm1(bounded), v);
+  }
+}
 template <class V> inline V sqrt(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::sqrt(v); else return xsimd::sqrt(v); }
 
 // Horizontal sum into double (one lane for scalars).
@@ -83,3 +97,5 @@ struct LaneSums {
 constexpr index_t reduction_block = 512;
 
 }  // namespace normnorm::math
+
+#include "normnorm/detail/end_simd_code.hpp"

@@ -10,6 +10,8 @@
 
 #include "normnorm/math/lanes.hpp"
 
+#include "normnorm/detail/begin_simd_code.hpp"
+
 namespace normnorm::math {
 
 // One side (h >= 0 or h < 0) of a group's transform: its shifted exponent.
@@ -155,3 +157,5 @@ inline V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
 }
 
 }  // namespace normnorm::math
+
+#include "normnorm/detail/end_simd_code.hpp"
