@@ -11,21 +11,12 @@
 #include <stdexcept>
 #include <string>
 
-// Threading runs on Eigen's ThreadPoolDevice, which the Tensor module defines only
-// under EIGEN_USE_THREADS: include normnorm before Eigen's Tensor header, or define
-// EIGEN_USE_THREADS yourself.
-#ifndef EIGEN_USE_THREADS
-#define EIGEN_USE_THREADS
-#endif
-#include <unsupported/Eigen/CXX11/Tensor>
-#ifndef EIGEN_CXX11_TENSOR_TENSOR_DEVICE_THREAD_POOL_H
-#error "normnorm needs Eigen::ThreadPoolDevice: include <normnorm/normnorm.hpp> before <unsupported/Eigen/CXX11/Tensor>, or define EIGEN_USE_THREADS first"
-#endif
 
 #include "normnorm/context.hpp"
 #include "normnorm/detail/validate.hpp"
 #include "normnorm/engine/backward.hpp"
 #include "normnorm/engine/forward.hpp"
+#include "normnorm/engine/parallel.hpp"
 #include "normnorm/views.hpp"
 
 namespace normnorm {
@@ -142,7 +133,8 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
   detail::validate_shape<T>(config, args.shape);
   const Layout layout = config.layout_for(args.shape);
   detail::validate_forward(config, mode, args, layout);
-  const auto request = detail::forward_request(config, mode, args, layout);
+  auto request = detail::forward_request(config, mode, args, layout);
+  request.device = execution.device;
   if (execution.simd)
     engine::forward<T, true>(request, context);
   else
@@ -196,6 +188,7 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
     rq.grad_weight = args.grad_weight;
     rq.grad_bias = args.grad_bias;
   }
+  rq.device = execution.device;
   if (execution.simd)
     engine::backward<T, true>(rq, context);
   else

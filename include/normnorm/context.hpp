@@ -36,7 +36,9 @@ struct SavedContext {
   std::uint64_t noise_seed = 0;
   std::uint64_t noise_call = 0;
 
-  // Backward's per-channel accumulators (kept here so backward allocates once).
+  // Scratch kept here so repeated calls allocate once: which groups were finite
+  // (forward), and backward's per-block, per-channel accumulators.
+  std::vector<char> group_finite;
   std::vector<double> channel_scratch;
 
   // Bytes of the per-group state for a layout: the size query.

@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "normnorm/context.hpp"
+#include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 
@@ -34,6 +35,7 @@ struct BackwardRequest {
   T* grad_x = nullptr;                // each may be null: not wanted
   T* grad_weight = nullptr;
   T* grad_bias = nullptr;
+  const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
 };
 
 namespace detail {
@@ -58,118 +60,154 @@ inline math::LambdaSensitivity<T> sensitivity_of(const SavedContext<T>& ctx, con
 
 }  // namespace detail
 
+namespace detail {
+
+// Both passes for group g. The affine parameters' sums are added into
+// sum_g[c] and sum_gz[c] (c = channel), which the caller owns.
 template <class T, bool Simd>
-inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
-  const Layout& layout = rq.layout;
+inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
+                           index_t g, double* sum_g, double* sum_gz) {
   const Options& options = rq.options;
-  const index_t groups = layout.num_groups();
-  const index_t channels = layout.channels;
-  const double group_size = static_cast<double>(layout.group_size());
+  const double group_size = static_cast<double>(rq.layout.group_size());
   const bool lambda_has_gradient = ctx.batch_statistics && options.power_transform;
   const bool statistics_have_gradient = ctx.batch_statistics && options.standardize;
-
-  NoiseSource<T> noise;
-  if (ctx.noise_kind == NoiseKind::philox) noise = NoiseSource<T>::philox(ctx.noise_seed, ctx.noise_call);
-  if (ctx.noise_kind == NoiseKind::external) noise = NoiseSource<T>::external(rq.external_noise);
-
-  // Per-channel sums of g and g z, accumulated in group order.
-  ctx.channel_scratch.assign(static_cast<std::size_t>(2 * channels), 0.0);
-  double* sum_g = ctx.channel_scratch.data();
-  double* sum_gz = sum_g + channels;
+  const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+  const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
+  const auto sensitivity = sensitivity_of(ctx, options, g, lambda_has_gradient);
+  // The noise only reaches grad_weight (through z); without it, skip replaying the draws.
+  const T sigma = rq.grad_weight ? T(ctx.noise_scale[g]) : T(0);
+  // Without standardization the context holds mean 0 and rstd 1, so h = x exactly.
+  // (Kept free of `cond ? batch : batch`: g++ 12 -O3 miscompiles that with AVX-512.)
+  auto standardized = [&](auto value) {
+    using V = decltype(value);
+    return (value - V(mean)) * V(rstd);
+  };
 
   constexpr index_t chunk = 256;
   T normals[chunk];
   constexpr index_t max_width = 64;
   T lane_g[max_width], lane_gz[max_width];
 
-  for (index_t g = 0; g < groups; ++g) {
-    const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
-    const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
-    const auto sensitivity = detail::sensitivity_of(ctx, options, g, lambda_has_gradient);
-    // The noise only reaches grad_weight (through z); without it, skip replaying the draws.
-    const T sigma = rq.grad_weight ? T(ctx.noise_scale[g]) : T(0);
-    // Without standardization the context holds mean 0 and rstd 1, so h = x exactly.
-    // (Kept free of `cond ? batch : batch`: g++ 12 -O3 miscompiles that with AVX-512.)
-    auto standardized = [&](auto value) {
-      using V = decltype(value);
-      return (value - V(mean)) * V(rstd);
-    };
-
-    // Pass 1: the group's sums and the affine parameters' sums.
-    double totals[5] = {0, 0, 0, 0, 0};  // Lambda, sum u psi_h, sum u psi_h h, sum dlambda, sum dlambda h
-    for_each_affine_run(layout, g, [&](const AffineRun& run) {
-      for (index_t start = 0; start < run.length; start += chunk) {
-        const index_t n = std::min(chunk, run.length - start);
-        if (sigma != T(0)) noise.fill(run.offset + start, n, normals);
-        math::LaneSums<T, Simd, 5> sums;
-        math::LaneSums<T, Simd, 2> channel_sums;
-        math::for_each_lane<T, Simd>(n, [&](auto zero, index_t i) {
-          using V = decltype(zero);
-          const index_t p = run.offset + start + i;
-          const V h = standardized(math::load<V>(rq.x + p));
-          const auto td = math::power_transform_derivatives(h, transform);
-          const V grad = math::load<V>(rq.grad_out + p);
-          const V u = affine_at<V>(rq.weight, run, start + i, T(1)) * grad;
-          V z = td.y;
-          if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
-          sums.add(0, u * td.psi_l);
-          sums.add(1, u * td.psi_h);
-          sums.add(2, u * td.psi_h * h);
-          if (lambda_has_gradient) {
-            const V dl = math::lambda_sensitivity(h, sensitivity);
-            sums.add(3, dl);
-            sums.add(4, dl * h);
-          }
-          if (run.per_element) {
-            // Each lane is its own affine parameter (layer form).
-            constexpr index_t width = math::lane_traits<V>::width;
-            math::store(lane_g, grad);
-            math::store(lane_gz, grad * z);
-            for (index_t l = 0; l < width; ++l) {
-              sum_g[run.channel + start + i + l] += lane_g[l];
-              sum_gz[run.channel + start + i + l] += lane_gz[l];
-            }
-          } else {
-            channel_sums.add(0, grad);
-            channel_sums.add(1, grad * z);
-          }
-        });
-        for (int k = 0; k < 5; ++k) totals[k] += sums.total(k);
-        if (!run.per_element) {
-          sum_g[run.channel] += channel_sums.total(0);
-          sum_gz[run.channel] += channel_sums.total(1);
-        }
-      }
-    });
-    if (!rq.grad_x) continue;
-
-    // dlambda_j = lambda_sensitivity_j / M, so the lambda terms carry 1 / M.
-    const double lambda_weight = totals[0] / group_size;
-    double mean_gh = 0.0, mean_gh_h = 0.0;
-    if (statistics_have_gradient) {
-      mean_gh = (totals[1] + lambda_weight * totals[3]) / group_size;
-      mean_gh_h = (totals[2] + lambda_weight * totals[4]) / group_size;
-    }
-    const T lambda_term = T(lambda_weight), centre = T(mean_gh), slope = T(mean_gh_h);
-
-    // Pass 2: grad_x.
-    for_each_affine_run(layout, g, [&](const AffineRun& run) {
-      math::for_each_lane<T, Simd>(run.length, [&](auto zero, index_t i) {
+  // Pass 1: the group's sums and the affine parameters' sums.
+  double totals[5] = {0, 0, 0, 0, 0};  // Lambda, sum u psi_h, sum u psi_h h, sum dlambda, sum dlambda h
+  for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
+    for (index_t start = 0; start < run.length; start += chunk) {
+      const index_t n = std::min(chunk, run.length - start);
+      if (sigma != T(0)) noise.fill(run.offset + start, n, normals);
+      math::LaneSums<T, Simd, 5> sums;
+      math::LaneSums<T, Simd, 2> channel_sums;
+      math::for_each_lane<T, Simd>(n, [&](auto zero, index_t i) {
         using V = decltype(zero);
-        const index_t p = run.offset + i;
+        const index_t p = run.offset + start + i;
         const V h = standardized(math::load<V>(rq.x + p));
-        const auto td = math::power_transform_derivatives(h, transform);
-        const V u = affine_at<V>(rq.weight, run, i, T(1)) * math::load<V>(rq.grad_out + p);
-        V gh = u * td.psi_h;
-        if (lambda_has_gradient) gh = gh + V(lambda_term) * math::lambda_sensitivity(h, sensitivity);
-        math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
+        const auto m = math::magnitude_of(h);
+        const auto td = math::power_transform_derivatives(m, transform);
+        const V grad = math::load<V>(rq.grad_out + p);
+        const V u = affine_at<V>(rq.weight, run, start + i, T(1)) * grad;
+        V z = td.y;
+        if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
+        sums.add(0, u * td.psi_l);
+        sums.add(1, u * td.psi_h);
+        sums.add(2, u * td.psi_h * h);
+        if (lambda_has_gradient) {
+          const V dl = math::lambda_sensitivity(m, sensitivity);
+          sums.add(3, dl);
+          sums.add(4, dl * h);
+        }
+        if (run.per_element) {
+          // Each lane is its own affine parameter (layer form).
+          constexpr index_t width = math::lane_traits<V>::width;
+          math::store(lane_g, grad);
+          math::store(lane_gz, grad * z);
+          for (index_t l = 0; l < width; ++l) {
+            sum_g[run.channel + start + i + l] += lane_g[l];
+            sum_gz[run.channel + start + i + l] += lane_gz[l];
+          }
+        } else {
+          channel_sums.add(0, grad);
+          channel_sums.add(1, grad * z);
+        }
       });
-    });
-  }
+      for (int k = 0; k < 5; ++k) totals[k] += sums.total(k);
+      if (!run.per_element) {
+        sum_g[run.channel] += channel_sums.total(0);
+        sum_gz[run.channel] += channel_sums.total(1);
+      }
+    }
+  });
+  if (!rq.grad_x) return;
 
+  // dlambda_j = lambda_sensitivity_j / M, so the lambda terms carry 1 / M.
+  const double lambda_weight = totals[0] / group_size;
+  double mean_gh = 0.0, mean_gh_h = 0.0;
+  if (statistics_have_gradient) {
+    mean_gh = (totals[1] + lambda_weight * totals[3]) / group_size;
+    mean_gh_h = (totals[2] + lambda_weight * totals[4]) / group_size;
+  }
+  const T lambda_term = T(lambda_weight), centre = T(mean_gh), slope = T(mean_gh_h);
+
+  // Pass 2: grad_x.
+  for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
+    math::for_each_lane<T, Simd>(run.length, [&](auto zero, index_t i) {
+      using V = decltype(zero);
+      const index_t p = run.offset + i;
+      const V h = standardized(math::load<V>(rq.x + p));
+      const auto m = math::magnitude_of(h);
+      const auto td = math::power_transform_derivatives(m, transform);
+      const V u = affine_at<V>(rq.weight, run, i, T(1)) * math::load<V>(rq.grad_out + p);
+      V gh = u * td.psi_h;
+      if (lambda_has_gradient) gh = gh + V(lambda_term) * math::lambda_sensitivity(m, sensitivity);
+      math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
+    });
+  });
+}
+
+// Groups of the channel-sharing forms are processed in this many fixed blocks,
+// each with its own per-channel accumulators, summed in block order afterwards:
+// the same sums for any thread count.
+constexpr index_t max_accumulator_blocks = 64;
+
+}  // namespace detail
+
+template <class T, bool Simd>
+inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
+  const Layout& layout = rq.layout;
+  const index_t groups = layout.num_groups();
+  const index_t channels = layout.channels;
+  const double group_bytes = static_cast<double>(layout.group_size() * static_cast<index_t>(sizeof(T)));
+  const double group_cycles = 60.0 * static_cast<double>(layout.group_size());
+
+  NoiseSource<T> noise;
+  if (ctx.noise_kind == NoiseKind::philox) noise = NoiseSource<T>::philox(ctx.noise_seed, ctx.noise_call);
+  if (ctx.noise_kind == NoiseKind::external) noise = NoiseSource<T>::external(rq.external_noise);
+
+  // Batch forms: group g is channel g, so groups never share an accumulator.
+  // Other forms: groups share channels, so each block of groups gets its own.
+  const index_t blocks = layout.groups_span_batch ? 1 : std::min(groups, detail::max_accumulator_blocks);
+  const index_t groups_per_block = (groups + blocks - 1) / blocks;
+  ctx.channel_scratch.assign(static_cast<std::size_t>(2 * channels * blocks), 0.0);
+  double* scratch = ctx.channel_scratch.data();
+  if (layout.groups_span_batch) {
+    parallel_for(rq.device, groups, 3 * group_bytes, group_cycles, [&](index_t g) {
+      detail::backward_group<T, Simd>(rq, ctx, noise, g, scratch, scratch + channels);
+    });
+  } else {
+    parallel_for(rq.device, blocks, 3 * group_bytes * static_cast<double>(groups_per_block),
+                 group_cycles * static_cast<double>(groups_per_block), [&](index_t block) {
+                   double* sum_g = scratch + 2 * channels * block;
+                   const index_t last = std::min(groups, (block + 1) * groups_per_block);
+                   for (index_t g = block * groups_per_block; g < last; ++g)
+                     detail::backward_group<T, Simd>(rq, ctx, noise, g, sum_g, sum_g + channels);
+                 });
+  }
   for (index_t c = 0; c < channels; ++c) {
-    if (rq.grad_bias) rq.grad_bias[c] = T(sum_g[c]);
-    if (rq.grad_weight) rq.grad_weight[c] = T(sum_gz[c]);
+    double total_g = 0, total_gz = 0;
+    for (index_t block = 0; block < blocks; ++block) {
+      total_g += scratch[2 * channels * block + c];
+      total_gz += scratch[2 * channels * block + channels + c];
+    }
+    if (rq.grad_bias) rq.grad_bias[c] = T(total_g);
+    if (rq.grad_weight) rq.grad_weight[c] = T(total_gz);
   }
 }
 

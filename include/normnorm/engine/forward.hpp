@@ -8,6 +8,7 @@
 #include <string>
 
 #include "normnorm/context.hpp"
+#include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
 
@@ -27,6 +28,7 @@ struct ForwardRequest {
   RunningStats<T> running;    // absent: no running statistics
   NoiseSource<T> noise;
   T* out = nullptr;
+  const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
 };
 
 namespace detail {
@@ -75,6 +77,51 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, T mean, T r
   });
 }
 
+
+// Phase 2 for one group: transform, noise and affine, and its running statistics.
+template <class T, bool Simd>
+inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index_t g, bool need_spread, bool noisy,
+                        bool update_running, double factor) {
+  const Options& options = rq.options;
+  const double group_size = static_cast<double>(rq.layout.group_size());
+  const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+  const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
+  double spread = 0.0;  // norm = mean |y - mean(y)|
+  if (!need_spread) {
+    write_affine<T, Simd, false>(rq, g, mean, rstd, transform, T(0));
+  } else {
+    // y into out while summing it; then the mean absolute deviation; then noise and affine in place.
+    const auto sum_y = reduce_group<T, Simd, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
+      using V = decltype(zero);
+      const V y = math::power_transform((math::load<V>(rq.x + p) - V(mean)) * V(rstd), transform);
+      math::store(rq.out + p, y);
+      sums.add(0, y);
+    });
+    const T mean_y = T(sum_y[0] / group_size);
+    const auto deviation = reduce_group<T, Simd, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
+      using V = decltype(zero);
+      sums.add(0, math::abs(math::load<V>(rq.out + p) - V(mean_y)));
+    });
+    spread = deviation[0] / group_size;
+    const double sigma = noisy ? options.noise_train * spread : 0.0;
+    ctx.noise_scale[g] = sigma;
+    write_affine<T, Simd, true>(rq, g, mean, rstd, transform, T(sigma));
+  }
+  if (update_running) {
+    // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
+    const double unbias = group_size / (group_size - 1.0);
+    const RunningStats<T>& rs = rq.running;
+    if (options.standardize) {
+      rs.mean[g] = T(blend(factor, ctx.mean[g], static_cast<double>(rs.mean[g])));
+      rs.var[g] = T(blend(factor, ctx.var[g] * unbias, static_cast<double>(rs.var[g])));
+    }
+    if (options.power_transform) {
+      rs.lambda[g] = T(blend(factor, ctx.lambda[g], static_cast<double>(rs.lambda[g])));
+      rs.norm[g] = T(blend(factor, spread * unbias, static_cast<double>(rs.norm[g])));
+    }
+  }
+}
+
 }  // namespace detail
 
 template <class T, bool Simd>
@@ -86,8 +133,9 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   const bool update_running = training && rq.running.present();
   const bool noisy = training && options.power_transform && options.noise_train > 0;
   const bool need_spread = training && options.power_transform && (noisy || update_running);
-  const double sqrt_eps = std::sqrt(options.eps);
   const index_t groups = layout.num_groups();
+  const double group_bytes = static_cast<double>(layout.group_size() * static_cast<index_t>(sizeof(T)));
+  const double group_cycles = 20.0 * static_cast<double>(layout.group_size());
 
   ctx.valid = false;
   ctx.resize(layout);
@@ -98,11 +146,11 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   ctx.noise_call = rq.noise.call;
 
   // Phase 1: statistics of every group, before any write.
-  for (index_t g = 0; g < groups; ++g) {
+  std::vector<char>& finite = ctx.group_finite;
+  finite.assign(static_cast<std::size_t>(groups), 1);
+  parallel_for(rq.device, groups, group_bytes, group_cycles, [&](index_t g) {
     const GroupStatistics stats = detail::statistics_for<T, Simd>(rq, use_running, g);
-    if (training && !stats.finite)
-      throw std::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " +
-                              std::to_string(g) + " contains NaN or Inf; outputs and running statistics were left unchanged");
+    finite[static_cast<std::size_t>(g)] = stats.finite;
     ctx.mean[g] = stats.mean;
     ctx.var[g] = stats.var;
     ctx.rstd[g] = stats.rstd;
@@ -112,7 +160,12 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     ctx.g1[g] = stats.g1;
     ctx.g2[g] = stats.g2;
     ctx.noise_scale[g] = 0.0;
-  }
+  });
+  if (training)
+    for (index_t g = 0; g < groups; ++g)
+      if (!finite[static_cast<std::size_t>(g)])
+        throw std::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +
+                                " contains NaN or Inf (or overflows its sums); outputs and running statistics were left unchanged");
 
   // Nothing below can fail.
   double factor = 0.0;
@@ -123,46 +176,9 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   }
 
   // Phase 2: transform, noise and affine, group by group.
-  const double group_size = static_cast<double>(layout.group_size());
-  for (index_t g = 0; g < groups; ++g) {
-    const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
-    const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], sqrt_eps, options.power_transform);
-    double spread = 0.0;  // norm = mean |y - mean(y)|
-    if (!need_spread) {
-      detail::write_affine<T, Simd, false>(rq, g, mean, rstd, transform, T(0));
-    } else {
-      // y into out while summing it; then the mean absolute deviation; then noise and affine in place.
-      const auto sum_y = reduce_group<T, Simd, 1>(layout, g, [&](auto zero, index_t p, auto& sums) {
-        using V = decltype(zero);
-        const V value = math::load<V>(rq.x + p);
-        const V y = math::power_transform((value - V(mean)) * V(rstd), transform);
-        math::store(rq.out + p, y);
-        sums.add(0, y);
-      });
-      const T mean_y = T(sum_y[0] / group_size);
-      const auto deviation = reduce_group<T, Simd, 1>(layout, g, [&](auto zero, index_t p, auto& sums) {
-        using V = decltype(zero);
-        sums.add(0, math::abs(math::load<V>(rq.out + p) - V(mean_y)));
-      });
-      spread = deviation[0] / group_size;
-      const double sigma = noisy ? options.noise_train * spread : 0.0;
-      ctx.noise_scale[g] = sigma;
-      detail::write_affine<T, Simd, true>(rq, g, mean, rstd, transform, T(sigma));
-    }
-    if (update_running) {
-      // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
-      const double unbias = group_size / (group_size - 1.0);
-      const RunningStats<T>& rs = rq.running;
-      if (options.standardize) {
-        rs.mean[g] = T(blend(factor, ctx.mean[g], static_cast<double>(rs.mean[g])));
-        rs.var[g] = T(blend(factor, ctx.var[g] * unbias, static_cast<double>(rs.var[g])));
-      }
-      if (options.power_transform) {
-        rs.lambda[g] = T(blend(factor, ctx.lambda[g], static_cast<double>(rs.lambda[g])));
-        rs.norm[g] = T(blend(factor, spread * unbias, static_cast<double>(rs.norm[g])));
-      }
-    }
-  }
+  parallel_for(rq.device, groups, 3 * group_bytes, 3 * group_cycles, [&](index_t g) {
+    detail::write_group<T, Simd>(rq, ctx, g, need_spread, noisy, update_running, factor);
+  });
   ctx.valid = true;
 }
 

@@ -91,27 +91,42 @@ inline V exponent_derivative(const V& t, const V& L, const V& em1, const V& inv_
   return where(abs(t) < V(T(0.05)), series, direct);
 }
 
-template <class V, class T>
-inline TransformDerivatives<V> power_transform_derivatives(const V& h, const PowerTransform<T>& pt) {
-  if (pt.identity) return {h, V(T(1)), V(T(0))};
-  const auto nonneg = h >= V(T(0));
+// What every per-element formula of h starts from; computed once per element.
+template <class V>
+struct Magnitude {
+  V h, a, L, inv_1pa;  // h, |h|, log1p(|h|), 1 / (1 + |h|)
+};
+
+template <class V>
+inline Magnitude<V> magnitude_of(const V& h) {
+  using T = typename lane_traits<V>::scalar;
   const V a = abs(h);
-  const V L = log1p(a);
-  const V inv_1pa = V(T(1)) / (V(T(1)) + a);
+  return {h, a, log1p(a), V(T(1)) / (V(T(1)) + a)};
+}
+
+template <class V, class T>
+inline TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m, const PowerTransform<T>& pt) {
+  if (pt.identity) return {m.h, V(T(1)), V(T(0))};
+  const auto nonneg = m.h >= V(T(0));
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
   const V inv_et = where(nonneg, V(pt.nonneg.inv_exponent), V(pt.neg.inv_exponent));
-  const V t = et * L;
+  const V t = et * m.L;
   const V em1 = expm1(t);
   V magnitude = em1 * inv_et;
-  V psi_h = (em1 + V(T(1))) * inv_1pa;  // (1 + a)^(et - 1) = exp(t) / (1 + a)
-  V psi_l = exponent_derivative<V, T>(t, L, em1, inv_et);
+  V psi_h = (em1 + V(T(1))) * m.inv_1pa;  // (1 + a)^(et - 1) = exp(t) / (1 + a)
+  V psi_l = exponent_derivative<V, T>(t, m.L, em1, inv_et);
   if (pt.any_log()) {
     const auto log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log))) != V(T(0));
-    magnitude = where(log_side, L, magnitude);
-    psi_h = where(log_side, inv_1pa, psi_h);
+    magnitude = where(log_side, m.L, magnitude);
+    psi_h = where(log_side, m.inv_1pa, psi_h);
     psi_l = where(log_side, V(T(0)), psi_l);
   }
   return {where(nonneg, magnitude, -magnitude), psi_h, psi_l};
+}
+
+template <class V, class T>
+inline TransformDerivatives<V> power_transform_derivatives(const V& h, const PowerTransform<T>& pt) {
+  return power_transform_derivatives(magnitude_of(h), pt);
 }
 
 // Per-element terms of the lambda estimate (docs/math.md, "Lambda"):
@@ -142,18 +157,21 @@ struct LambdaSensitivity {
 };
 
 template <class V, class T>
-inline V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
-  const auto nonneg = h >= V(T(0));
-  const V a = abs(h);
-  const V L = log1p(a);
-  const V one_plus_a = V(T(1)) + a;
-  const V d = one_plus_a * L - a;
-  const V dA = d + a * L;
-  const V dg1 = dA - V(T(1)) / one_plus_a;
-  const V inner = (one_plus_a + a) * L * L - V(T(2)) * d + V(T(2)) * (d - V(k.D)) * L;
+inline V lambda_sensitivity(const Magnitude<V>& m, const LambdaSensitivity<T>& k) {
+  const auto nonneg = m.h >= V(T(0));
+  const V one_plus_a = V(T(1)) + m.a;
+  const V d = one_plus_a * m.L - m.a;
+  const V dA = d + m.a * m.L;
+  const V dg1 = dA - m.inv_1pa;
+  const V inner = (one_plus_a + m.a) * m.L * m.L - V(T(2)) * d + V(T(2)) * (d - V(k.D)) * m.L;
   const V dB = where(nonneg, inner, -inner);
   const V dg2 = dB - V(T(4) * k.A) * dA;
   return V(k.k_g1) * dg1 + V(k.k_g2) * dg2;
+}
+
+template <class V, class T>
+inline V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
+  return lambda_sensitivity(magnitude_of(h), k);
 }
 
 }  // namespace normnorm::math
