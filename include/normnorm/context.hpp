@@ -39,6 +39,7 @@ struct SavedContext {
   // Scratch kept here so repeated calls allocate once: which groups were finite
   // (forward), and backward's per-block, per-channel accumulators.
   std::vector<char> group_finite;
+  std::vector<T> channel_constants;  // evaluation with running statistics: the folded per-channel maps
   std::vector<double> channel_scratch;
 
   // Bytes of the per-group state for a layout: the size query.

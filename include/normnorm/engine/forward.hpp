@@ -8,6 +8,7 @@
 #include <string>
 
 #include "normnorm/context.hpp"
+#include "normnorm/engine/evaluation.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
@@ -144,6 +145,14 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   ctx.noise_kind = noisy ? rq.noise.kind : NoiseKind::none;
   ctx.noise_seed = rq.noise.seed;
   ctx.noise_call = rq.noise.call;
+
+  if (use_running && options.power_transform) {
+    // A fixed per-element map: one pass (engine/evaluation.hpp).
+    evaluate_with_running_stats<T, Simd>(layout, options, rq.x, rq.weight, rq.bias, rq.running, rq.out, ctx, rq.device);
+    for (index_t g = 0; g < groups; ++g) ctx.noise_scale[g] = 0.0;
+    ctx.valid = true;
+    return;
+  }
 
   // Phase 1: statistics of every group, before any write.
   std::vector<char>& finite = ctx.group_finite;

@@ -1,0 +1,101 @@
+#pragma once
+// Evaluation of the batch forms with running statistics: every channel's map
+// x -> out is fixed, so it is folded into per-channel constants once per call and
+// applied in one pass, one log1p and one expm1 per element:
+//   h = (x - mean) rstd,  L = log1p(|h|),
+//   out = k expm1(et L) + beta   with k = gamma / et   (or -gamma / et for h < 0),
+//   out = k L + beta             on a side where |eta| <= sqrt(eps) (k = +-gamma).
+// Rows of the (N, C) form run across channels (each lane its own channel), so
+// BatchNormalNorm1d vectorizes too.
+
+#include <cmath>
+
+#include "normnorm/context.hpp"
+#include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/traversal.hpp"
+#include "normnorm/math/yeo_johnson.hpp"
+#include "normnorm/running_stats.hpp"
+
+#include "normnorm/detail/begin_simd_code.hpp"
+
+namespace normnorm::engine {
+
+// Per-channel constants, laid out as arrays so lanes can load one per channel.
+template <class T>
+struct ChannelMaps {
+  const T *mean, *rstd, *beta;
+  const T *exponent_nonneg, *exponent_neg;  // et for h >= 0 and h < 0 (0 on a log side)
+  const T *scale_nonneg, *scale_neg;        // k for h >= 0 and h < 0
+  const T *log_nonneg, *log_neg;            // 1 where that side is s L, else 0
+  bool any_log;
+};
+
+template <class V, class T>
+inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bool per_lane) {
+  auto at = [&](const T* values) { return per_lane ? math::load<V>(values + c) : V(values[c]); };
+  const V h = (x - at(maps.mean)) * at(maps.rstd);
+  const auto nonneg = h >= V(T(0));
+  const V L = math::log1p(math::abs(h));
+  V power = math::expm1(math::where(nonneg, at(maps.exponent_nonneg), at(maps.exponent_neg)) * L);
+  if (maps.any_log) {
+    const V log_side = math::where(nonneg, at(maps.log_nonneg), at(maps.log_neg));
+    power = math::where(log_side != V(T(0)), L, power);
+  }
+  return power * math::where(nonneg, at(maps.scale_nonneg), at(maps.scale_neg)) + at(maps.beta);
+}
+
+// Fills ctx (for backward) and ctx.channel_constants, then writes out.
+template <class T, bool Simd>
+inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
+                                        const T* bias, const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
+                                        const Eigen::ThreadPoolDevice* device) {
+  const index_t channels = layout.channels;
+  const double sqrt_eps = std::sqrt(options.eps);
+  auto& constants = ctx.channel_constants;
+  constants.resize(static_cast<std::size_t>(9 * channels));
+  T* base = constants.data();
+  ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
+                      base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels, false};
+  for (index_t c = 0; c < channels; ++c) {
+    ctx.mean[c] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
+    ctx.var[c] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
+    ctx.rstd[c] = options.standardize ? 1.0 / std::sqrt(ctx.var[c] + options.eps) : 1.0;
+    ctx.lambda[c] = static_cast<double>(running.lambda[c]);
+    const auto transform = math::PowerTransform<T>::make(ctx.lambda[c], sqrt_eps, true);
+    const double gamma = weight ? static_cast<double>(weight[c]) : 1.0;
+    base[c] = T(ctx.mean[c]);
+    base[channels + c] = T(ctx.rstd[c]);
+    base[2 * channels + c] = bias ? bias[c] : T(0);
+    base[3 * channels + c] = transform.nonneg.exponent;
+    base[4 * channels + c] = transform.neg.exponent;
+    base[5 * channels + c] = T(transform.nonneg.is_log ? gamma : gamma * double(transform.nonneg.inv_exponent));
+    base[6 * channels + c] = T(transform.neg.is_log ? -gamma : -gamma * double(transform.neg.inv_exponent));
+    base[7 * channels + c] = T(transform.nonneg.is_log);
+    base[8 * channels + c] = T(transform.neg.is_log);
+    maps.any_log = maps.any_log || transform.any_log();
+  }
+  const index_t row = layout.sample_stride();
+  parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
+               [&](index_t n) {
+                 const T* row_x = x + n * row;
+                 T* row_out = out + n * row;
+                 if (layout.inner == 1) {  // (N, C): lanes run across channels
+                   math::for_each_lane<T, Simd>(channels, [&](auto zero, index_t c) {
+                     using V = decltype(zero);
+                     math::store(row_out + c, apply_channel_map(math::load<V>(row_x + c), maps, c, true));
+                   });
+                   return;
+                 }
+                 for (index_t c = 0; c < channels; ++c) {
+                   const index_t offset = c * layout.inner;
+                   math::for_each_lane<T, Simd>(layout.inner, [&](auto zero, index_t i) {
+                     using V = decltype(zero);
+                     math::store(row_out + offset + i, apply_channel_map(math::load<V>(row_x + offset + i), maps, c, false));
+                   });
+                 }
+               });
+}
+
+}  // namespace normnorm::engine
+
+#include "normnorm/detail/end_simd_code.hpp"
