@@ -25,6 +25,7 @@ struct Harness {
   SavedContext<T> context;
   NoiseSource<T> noise;
   Execution execution{};
+  MemoryFormat memory_format = MemoryFormat::contiguous;
 
   Harness(LayerConfig cfg, Shape s) : config(std::move(cfg)), shape(s) {
     const auto n = static_cast<std::size_t>(element_count(shape));
@@ -58,6 +59,7 @@ struct Harness {
     args.bias = {bias.data(), static_cast<index_t>(bias.size())};
     args.running = running();
     args.noise = noise;
+    args.memory_format = memory_format;
     normnorm::forward(config, mode, args, context, execution);
   }
 
@@ -71,6 +73,7 @@ struct Harness {
     args.grad_weight = grad_weight.data();
     args.grad_bias = grad_bias.data();
     args.external_noise = noise.kind == NoiseKind::external ? noise.normals : nullptr;
+    args.memory_format = memory_format;
     normnorm::backward(config, args, context, execution);
   }
 

@@ -17,6 +17,7 @@
 #include "normnorm/engine/backward.hpp"
 #include "normnorm/engine/forward.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/transpose.hpp"
 #include "normnorm/views.hpp"
 
 namespace normnorm {
@@ -37,6 +38,7 @@ struct ForwardArgs {
   Span<const T> weight, bias;  // num_affine() values each when affine; ignored otherwise
   RunningStats<T> running;     // batch forms with track_running_stats; ignored otherwise
   NoiseSource<T> noise;        // needed in training when noise_train > 0
+  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: batch 2d, instance and group forms
 };
 
 template <class T>
@@ -49,6 +51,7 @@ struct BackwardArgs {
   T* grad_weight = nullptr;        // num_affine() values
   T* grad_bias = nullptr;
   const T* external_noise = nullptr;  // the draws the forward used, if they were external
+  MemoryFormat memory_format = MemoryFormat::contiguous;  // as in the forward
 };
 
 namespace detail {
@@ -123,6 +126,54 @@ inline engine::ForwardRequest<T> forward_request(const LayerConfig& config, Mode
   return rq;
 }
 
+// How the engine sees the input: its layout, and whether it needs a transposed copy.
+struct EnginePlan {
+  Layout layout;
+  engine::Transposition transposition;  // inactive: the engine reads the caller's buffers
+  bool noise_keyed_in_engine_order = true;  // the copy's flat index is the logical (N, C, ...) index
+};
+
+inline EnginePlan plan_engine(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map) {
+  EnginePlan plan;
+  plan.layout = config.layout_for(shape);
+  const Layout logical = plan.layout;  // a copy: plan.layout changes below
+  if (format == MemoryFormat::channels_last) {
+    if (config.form != Form::batch_2d && config.form != Form::instance_2d && config.form != Form::group)
+      fail(config, "channels_last needs a batch 2d, instance or group layer");
+    if (shape.rank() < 3) fail(config, "channels_last needs an input of rank 3 or more, got " + shape.to_string());
+    if (fixed_map) {  // rows of C values, each lane its own channel
+      plan.layout = Layout{logical.outer * logical.inner, logical.channels, 1, 1, true};
+      return plan;
+    }
+    plan.transposition = {logical.outer, logical.inner, logical.channels};
+    return plan;
+  }
+  if (config.form == Form::batch_1d && logical.channels > 1 && !fixed_map) {
+    // Groups are columns: run them as (1, C, N) rows.
+    plan.layout = Layout{1, logical.channels, logical.outer, 1, true};
+    plan.transposition = {1, logical.outer, logical.channels};
+    plan.noise_keyed_in_engine_order = false;
+  }
+  return plan;
+}
+
+// The noise the engine should use on a transposed copy, in `buffer` when it has to be materialized.
+template <class T>
+inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>& logical, T* buffer, T* scratch,
+                                   const Eigen::ThreadPoolDevice* device) {
+  if (logical.kind == NoiseKind::none) return logical;
+  if (logical.kind == NoiseKind::philox && plan.noise_keyed_in_engine_order) return logical;
+  // Draws in the caller's memory order, then transposed like the input.
+  const index_t count = plan.transposition.elements();
+  const T* source = logical.normals;
+  if (logical.kind == NoiseKind::philox) {
+    logical.fill(0, count, scratch);
+    source = scratch;
+  }
+  engine::transpose(plan.transposition, source, buffer, true, device);
+  return NoiseSource<T>::external(buffer);
+}
+
 }  // namespace detail
 
 template <class T>
@@ -133,13 +184,34 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
   detail::validate_shape<T>(config, args.shape);
   const Layout layout = config.layout_for(args.shape);
   detail::validate_forward(config, mode, args, layout);
-  auto request = detail::forward_request(config, mode, args, layout);
+  const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
+  const detail::EnginePlan plan = detail::plan_engine(config, args.shape, args.memory_format, fixed_map);
+  auto request = detail::forward_request(config, mode, args, plan.layout);
   request.device = execution.device;
+  const engine::Transposition& t = plan.transposition;
+  if (t.active()) {
+    // Run on a transposed copy, in place, with the noise laid out the same way.
+    const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
+    context.workspace.resize(static_cast<std::size_t>(t.elements() * (noisy ? 3 : 1)));
+    T* copy = context.workspace.data();
+    engine::transpose(t, args.input, copy, true, execution.device);
+    request.x = copy;
+    request.out = copy;
+    if (noisy)
+      request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), execution.device);
+  }
   if (execution.simd)
     engine::forward<T, true>(request, context);
   else
     engine::forward<T, false>(request, context);
+  if (t.active()) engine::transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
   context.shape = args.shape;
+  context.memory_format = args.memory_format;
+  if (context.noise_kind != NoiseKind::none) {  // replay from the caller's source, not the transposed copy
+    context.noise_kind = args.noise.kind;
+    context.noise_seed = args.noise.seed;
+    context.noise_call = args.noise.call;
+  }
 }
 
 template <class T>
@@ -152,6 +224,7 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
   if (!context.valid) detail::fail(config, "backward needs the saved context of a successful forward");
   if (context.shape != args.shape)
     detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's " + context.shape.to_string());
+  if (context.memory_format != args.memory_format) detail::fail(config, "memory_format differs from the forward's");
   if (!args.input) detail::fail(config, "input is null");
   if (!args.grad_output) detail::fail(config, "grad_output is null");
   const index_t bytes = layout.num_elements() * static_cast<index_t>(sizeof(T));
@@ -176,8 +249,9 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
   if (context.noise_kind == NoiseKind::external && !args.external_noise && (args.grad_weight && config.options.affine))
     detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
 
+  const detail::EnginePlan plan = detail::plan_engine(config, args.shape, args.memory_format, false);
   engine::BackwardRequest<T> rq;
-  rq.layout = layout;
+  rq.layout = plan.layout;
   rq.options = config.options;
   rq.x = args.input;
   rq.grad_out = args.grad_output;
@@ -189,10 +263,37 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
     rq.grad_bias = args.grad_bias;
   }
   rq.device = execution.device;
+  const engine::Transposition& t = plan.transposition;
+  const NoiseKind caller_noise = context.noise_kind;
+  if (t.active()) {
+    // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
+    const bool replay_noise = caller_noise != NoiseKind::none && rq.grad_weight;
+    context.workspace.resize(static_cast<std::size_t>(t.elements() * (replay_noise ? 4 : 2)));
+    T* x_copy = context.workspace.data();
+    T* grad_copy = x_copy + t.elements();
+    engine::transpose(t, args.input, x_copy, true, execution.device);
+    engine::transpose(t, args.grad_output, grad_copy, true, execution.device);
+    rq.x = x_copy;
+    rq.grad_out = grad_copy;
+    rq.grad_x = args.grad_input ? grad_copy : nullptr;
+    if (replay_noise) {
+      NoiseSource<T> logical = caller_noise == NoiseKind::philox
+                                   ? NoiseSource<T>::philox(context.noise_seed, context.noise_call)
+                                   : NoiseSource<T>::external(args.external_noise);
+      const NoiseSource<T> copy_noise =
+          detail::engine_noise(plan, logical, grad_copy + t.elements(), grad_copy + 2 * t.elements(), execution.device);
+      context.noise_kind = copy_noise.kind;
+      rq.external_noise = copy_noise.normals;
+    }
+  }
   if (execution.simd)
     engine::backward<T, true>(rq, context);
   else
     engine::backward<T, false>(rq, context);
+  context.noise_kind = caller_noise;
+  if (t.active() && args.grad_input)
+    engine::transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,
+                      execution.device);
 }
 
 }  // namespace normnorm

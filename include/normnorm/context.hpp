@@ -17,6 +17,7 @@ template <class T>
 struct SavedContext {
   Layout layout;
   Shape shape;  // the forward's input shape: backward must see the same
+  MemoryFormat memory_format = MemoryFormat::contiguous;
   Mode mode = Mode::train;
   bool batch_statistics = true;  // mean, var and lambda came from the group (they carry gradient)
   bool valid = false;            // false until a forward succeeds; a failed forward clears it
@@ -40,6 +41,7 @@ struct SavedContext {
   // (forward), and backward's per-block, per-channel accumulators.
   std::vector<char> group_finite;
   std::vector<T> channel_constants;  // evaluation with running statistics: the folded per-channel maps
+  std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
   std::vector<double> channel_scratch;
 
   // Bytes of the per-group state for a layout: the size query.

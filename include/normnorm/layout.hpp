@@ -17,6 +17,11 @@
 
 namespace normnorm {
 
+// How an (N, C, ...) tensor sits in memory: PyTorch's contiguous order, or
+// channels-last (N, ..., C), PyTorch's torch.channels_last. Shapes are always
+// given in the logical (N, C, ...) order.
+enum class MemoryFormat { contiguous, channels_last };
+
 struct Layout {
   index_t outer = 0;
   index_t channels = 0;

@@ -32,6 +32,16 @@ inline Shape shape_of(const Map& map) {
   return Shape(dims.data(), static_cast<int>(dims.size()));
 }
 
+// The logical (N, C, ...) shape of a map whose dimensions are in memory order:
+// channels-last maps are (N, ..., C).
+inline Shape logical_shape(const Shape& dims, MemoryFormat format) {
+  if (format != MemoryFormat::channels_last || dims.rank() < 3) return dims;
+  Shape shape = dims;
+  shape[1] = dims[dims.rank() - 1];
+  for (int axis = 2; axis < dims.rank(); ++axis) shape[axis] = dims[axis - 1];
+  return shape;
+}
+
 template <class T>
 inline Span<const T> span_of(const ConstVectorMap<T>* vector) {
   if (!vector) return {};
@@ -52,6 +62,7 @@ template <class T>
 struct Forward {
   LayerConfig config;
   Execution execution{};
+  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: the map's dimensions are (N, H, W, C)
 
   template <int Rank>
   void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
@@ -61,7 +72,8 @@ struct Forward {
                                   shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string());
     ForwardArgs<T> args;
     args.input = input.data();
-    args.shape = shape_of(input);
+    args.shape = logical_shape(shape_of(input), memory_format);
+    args.memory_format = memory_format;
     args.output = output.data();
     args.weight = affine.weight;
     args.bias = affine.bias;
@@ -90,6 +102,7 @@ template <class T>
 struct Backward {
   LayerConfig config;
   Execution execution{};
+  MemoryFormat memory_format = MemoryFormat::contiguous;
 
   template <int Rank>
   void operator()(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<T>& affine,
@@ -104,7 +117,8 @@ struct Backward {
                                   std::to_string(config.num_affine()) + " values, got " + std::to_string(grads.size));
     BackwardArgs<T> args;
     args.input = input.data();
-    args.shape = shape_of(input);
+    args.shape = logical_shape(shape_of(input), memory_format);
+    args.memory_format = memory_format;
     args.grad_output = grad_output.data();
     args.weight = affine.weight;
     args.grad_input = grad_input.data();

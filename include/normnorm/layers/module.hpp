@@ -46,8 +46,9 @@ class NormalNormModule {
   // output = layer(input). In training, draws noise for call training_calls()
   // of this module's seed, updates the running statistics, and saves what
   // backward needs. On error nothing changes (outputs, statistics, noise counter).
-  void forward(const T* input, const Shape& shape, T* output) {
+  void forward(const T* input, const Shape& shape, T* output, MemoryFormat format = MemoryFormat::contiguous) {
     ForwardArgs<T> args;
+    args.memory_format = format;
     args.input = input;
     args.shape = shape;
     args.output = output;
@@ -61,8 +62,10 @@ class NormalNormModule {
 
   // grad_input from the forward's input and grad_output; grad_weight() and
   // grad_bias() are overwritten (not accumulated). grad_input may be null.
-  void backward(const T* input, const Shape& shape, const T* grad_output, T* grad_input) {
+  void backward(const T* input, const Shape& shape, const T* grad_output, T* grad_input,
+                MemoryFormat format = MemoryFormat::contiguous) {
     BackwardArgs<T> args;
+    args.memory_format = format;
     args.input = input;
     args.shape = shape;
     args.grad_output = grad_output;

@@ -1,0 +1,297 @@
+// normnorm_bench: the speed of every layer form, in the three ways a layer runs.
+//
+// One benchmark per (form, mode, element type, thread count, shape), named
+//
+//   normnorm/<form>/<mode>/<dtype>/threads:<n>/<shape>
+//
+//   form    batch_1d | batch_2d | layer | group | instance_2d   (normnorm::Form's names)
+//   mode    train_fwd      training forward (statistics, lambda, transform, noise, affine)
+//           train_fwd_bwd  training forward then backward (grad_input, grad_weight, grad_bias)
+//           eval_fwd       evaluation forward (running statistics for the batch forms)
+//   dtype   float | double
+//   shape   the input shape in PyTorch order, e.g. 32x64x32x32
+//
+// Google Benchmark appends "/real_time" because every benchmark times wall-clock
+// time (UseRealTime: the only honest clock once work runs on a thread pool).
+// Pick rows with --benchmark_filter (a regex), e.g.
+//
+//   normnorm_bench --benchmark_filter='^normnorm/batch_2d/train_fwd/float/threads:1/32x64x32x32'
+//
+// Throughput is reported as items_per_second = input elements per second.
+// Every layer uses the form's default options (noise 0.4, or 1.0 for the layer
+// form, with Philox noise whose call counter advances every iteration), affine
+// weight 1 and bias 0 (PyTorch's initialisation), and standard-normal input.
+// All buffers are allocated and filled before the timed loop.
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <normnorm/normnorm.hpp>
+
+#include <benchmark/benchmark.h>
+
+namespace {
+
+using normnorm::Form;
+using normnorm::index_t;
+using normnorm::LayerConfig;
+using normnorm::Shape;
+
+enum class BenchMode { train_fwd, train_fwd_bwd, eval_fwd };
+
+const char* mode_tag(BenchMode mode) {
+  switch (mode) {
+    case BenchMode::train_fwd: return "train_fwd";
+    case BenchMode::train_fwd_bwd: return "train_fwd_bwd";
+    case BenchMode::eval_fwd: return "eval_fwd";
+  }
+  return "?";
+}
+
+// One benchmarked layer: a form, its input shape, and how the layer is built.
+struct Case {
+  const char* form_tag;
+  Form form;
+  Shape shape;
+  index_t num_groups;  // the group form's G; unused by the others
+
+  LayerConfig config() const {
+    switch (form) {
+      case Form::batch_1d: return LayerConfig::batch_normal_norm_1d(shape[1]);
+      case Form::batch_2d: return LayerConfig::batch_normal_norm_2d(shape[1]);
+      case Form::layer: return LayerConfig::layer_normal_norm({shape[shape.rank() - 1]});  // last axis
+      case Form::group: return LayerConfig::group_normal_norm(num_groups, shape[1]);
+      case Form::instance_2d: return LayerConfig::instance_normal_norm_2d(shape[1]);
+    }
+    return LayerConfig{};
+  }
+  std::string shape_tag() const {
+    std::string tag;
+    for (index_t d : shape) tag += (tag.empty() ? "" : "x") + std::to_string(d);
+    return tag;
+  }
+  index_t count() const {
+    index_t n = 1;
+    for (index_t d : shape) n *= d;
+    return n;
+  }
+};
+
+// The benchmarked shapes (issue 4). compare_pytorch.py lists the same ones.
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = {
+      {"batch_1d", Form::batch_1d, {128, 784}, 1},
+      {"batch_2d", Form::batch_2d, {32, 64, 32, 32}, 1},
+      {"batch_2d", Form::batch_2d, {8, 256, 14, 14}, 1},
+      {"layer", Form::layer, {64, 196, 384}, 1},
+      {"group", Form::group, {16, 128, 28, 28}, 32},
+      {"instance_2d", Form::instance_2d, {16, 64, 64, 64}, 1},
+  };
+  return all;
+}
+
+// 64-byte aligned storage (as PyTorch's CPU allocator gives), so neither side of a
+// comparison gains from alignment the other lacks.
+template <class T>
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(index_t n) : size_(n) {
+    const std::size_t bytes = ((static_cast<std::size_t>(n) * sizeof(T) + 63) / 64) * 64;
+    data_ = static_cast<T*>(std::aligned_alloc(64, bytes == 0 ? 64 : bytes));
+    if (!data_) throw std::bad_alloc();
+  }
+  ~AlignedBuffer() { std::free(data_); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  index_t size() const { return size_; }
+
+ private:
+  T* data_ = nullptr;
+  index_t size_ = 0;
+};
+
+// Everything one layer call touches: input, output, gradients, parameters,
+// running statistics and the saved context.
+template <class T>
+struct Fixture {
+  static constexpr std::uint64_t data_seed = 20250401;
+  static constexpr std::uint64_t noise_seed = 1;
+
+  Case layer;
+  LayerConfig config;
+  AlignedBuffer<T> input, output, grad_output, grad_input;
+  AlignedBuffer<T> weight, bias, grad_weight, grad_bias;
+  AlignedBuffer<T> running_mean, running_var, running_lambda, running_norm;
+  std::int64_t num_batches_tracked = 0;
+  normnorm::SavedContext<T> context;
+  std::uint64_t training_calls = 0;  // the Philox call counter: one per training forward
+
+  explicit Fixture(const Case& c)
+      : layer(c),
+        config(c.config()),
+        input(c.count()),
+        output(c.count()),
+        grad_output(c.count()),
+        grad_input(c.count()),
+        weight(config.num_affine()),
+        bias(config.num_affine()),
+        grad_weight(config.num_affine()),
+        grad_bias(config.num_affine()),
+        running_mean(config.num_running()),
+        running_var(config.num_running()),
+        running_lambda(config.num_running()),
+        running_norm(config.num_running()) {
+    // Standard-normal input and output gradient (torch.randn in compare_pytorch.py),
+    // drawn with normnorm's own Philox normals: fast enough for 5M-element tensors.
+    normnorm::NoiseSource<T>::philox(data_seed, 0).fill(0, c.count(), input.data());
+    normnorm::NoiseSource<T>::philox(data_seed, 1).fill(0, c.count(), grad_output.data());
+    for (index_t i = 0; i < config.num_affine(); ++i) weight.data()[i] = T(1), bias.data()[i] = T(0);
+    if (config.has_running_stats()) normnorm::reset_running_stats(running(), config.num_running());
+    // Touch every output page once so no timed iteration pays the first-touch faults.
+    for (index_t i = 0; i < c.count(); ++i) output.data()[i] = T(0), grad_input.data()[i] = T(0);
+  }
+
+  normnorm::RunningStats<T> running() {
+    normnorm::RunningStats<T> stats;
+    if (!config.has_running_stats()) return stats;
+    stats.mean = running_mean.data();
+    stats.var = running_var.data();
+    stats.lambda = running_lambda.data();
+    stats.norm = running_norm.data();
+    stats.num_batches_tracked = &num_batches_tracked;
+    stats.size = config.num_running();
+    return stats;
+  }
+
+  normnorm::ForwardArgs<T> forward_args() {
+    normnorm::ForwardArgs<T> args;
+    args.input = input.data();
+    args.shape = layer.shape;
+    args.output = output.data();
+    args.weight = {weight.data(), weight.size()};
+    args.bias = {bias.data(), bias.size()};
+    args.running = running();
+    return args;
+  }
+
+  normnorm::BackwardArgs<T> backward_args() {
+    normnorm::BackwardArgs<T> args;
+    args.input = input.data();
+    args.shape = layer.shape;
+    args.grad_output = grad_output.data();
+    args.weight = {weight.data(), weight.size()};
+    args.grad_input = grad_input.data();
+    args.grad_weight = grad_weight.data();
+    args.grad_bias = grad_bias.data();
+    return args;
+  }
+
+  void train_forward(normnorm::ForwardArgs<T>& args, const normnorm::Execution& execution) {
+    args.noise = normnorm::NoiseSource<T>::philox(noise_seed, training_calls++);
+    normnorm::forward(config, normnorm::Mode::train, args, context, execution);
+  }
+};
+
+// Google Benchmark calls a benchmark function several times while it sizes the
+// iteration count; keep the last fixture of each element type so the (large)
+// buffers are built once per layer, not once per call. Benchmarks are registered
+// layer by layer, so at most one float and one double fixture are alive.
+template <class T>
+Fixture<T>& fixture_for(const Case& c) {
+  static std::unique_ptr<Fixture<T>> cached;
+  if (!cached || std::strcmp(cached->layer.form_tag, c.form_tag) != 0 || cached->layer.shape != c.shape) {
+    cached.reset();  // free the previous layer's buffers before allocating the next
+    cached = std::make_unique<Fixture<T>>(c);
+  }
+  return *cached;
+}
+
+template <class T>
+void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threads) {
+  try {
+    Fixture<T>& f = fixture_for<T>(c);
+    // The thread pool lives outside the timed loop; with one thread normnorm runs
+    // on the calling thread (no device).
+    std::unique_ptr<Eigen::ThreadPool> pool;
+    std::unique_ptr<Eigen::ThreadPoolDevice> device;
+    normnorm::Execution execution;
+    if (threads > 1) {
+      pool = std::make_unique<Eigen::ThreadPool>(threads);
+      device = std::make_unique<Eigen::ThreadPoolDevice>(pool.get(), threads);
+      execution.device = device.get();
+    }
+    normnorm::ForwardArgs<T> fa = f.forward_args();
+    const normnorm::BackwardArgs<T> ba = f.backward_args();
+    // Evaluation of the batch forms reads running statistics: give them trained
+    // values (running lambda != 1) as a real model would have.
+    if (mode == BenchMode::eval_fwd)
+      for (int step = 0; step < 3; ++step) f.train_forward(fa, execution);
+
+    for (auto _ : state) {
+      if (mode == BenchMode::eval_fwd) {
+        normnorm::forward(f.config, normnorm::Mode::eval, fa, f.context, execution);
+      } else {
+        f.train_forward(fa, execution);
+        if (mode == BenchMode::train_fwd_bwd) normnorm::backward(f.config, ba, f.context, execution);
+      }
+      benchmark::ClobberMemory();
+    }
+    state.SetItemsProcessed(state.iterations() * c.count());
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+  }
+}
+
+std::string benchmark_name(const Case& c, BenchMode mode, const char* dtype, int threads) {
+  return std::string("normnorm/") + c.form_tag + "/" + mode_tag(mode) + "/" + dtype + "/threads:" +
+         std::to_string(threads) + "/" + c.shape_tag();
+}
+
+void register_all() {
+  const BenchMode modes[] = {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::eval_fwd};
+  const int thread_counts[] = {1, 2};
+  for (const Case& c : cases()) {
+    for (const char* dtype : {"float", "double"}) {
+      const bool is_float = std::string(dtype) == "float";
+      for (BenchMode mode : modes) {
+        for (int threads : thread_counts) {
+          auto* b = benchmark::RegisterBenchmark(
+              benchmark_name(c, mode, dtype, threads).c_str(), [c, mode, threads, is_float](benchmark::State& state) {
+                if (is_float)
+                  run_layer<float>(state, c, mode, threads);
+                else
+                  run_layer<double>(state, c, mode, threads);
+              });
+          b->UseRealTime()->Unit(benchmark::kMillisecond);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  register_all();
+  benchmark::AddCustomContext("normnorm_version", NORMNORM_VERSION_STRING);
+  benchmark::AddCustomContext("normnorm_simd_arch", xsimd::default_arch::name());
+#ifdef NORMNORM_BENCH_MARCH_NATIVE
+  benchmark::AddCustomContext("normnorm_bench_flags", "-O3 -march=native");
+#else
+  benchmark::AddCustomContext("normnorm_bench_flags", "-O3");
+#endif
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
