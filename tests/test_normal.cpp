@@ -29,18 +29,19 @@ std::vector<double> draw_doubles(std::uint64_t seed, std::uint64_t call, std::ui
 
 // The documented mapping, written out independently of normal.hpp, in double.
 double reference_normal(std::uint64_t seed, std::uint64_t call, std::uint64_t index) {
-  const std::uint64_t block = index / 4;
+  // Tiles of 64 indices: stream = (index % 64) / 16, lane = index % 16, block = 16 * (index / 64) + lane.
+  const std::uint64_t block = index / 64 * 16 + index % 16;
+  const std::size_t stream = static_cast<std::size_t>(index % 64 / 16);
   const normnorm::noise::PhiloxCounter words = normnorm::noise::philox4x32_10(
       {static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
        static_cast<std::uint32_t>(call), static_cast<std::uint32_t>(call >> 32)},
       {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)});
-  const std::size_t lane = static_cast<std::size_t>(index % 4);
-  const std::size_t pair_start = lane - lane % 2;
+  const std::size_t pair_start = stream < 2 ? 0 : 2;
   const double u_radius = ((words[pair_start] >> 9) + 0.5) / 8388608.0;
   const double u_angle = ((words[pair_start + 1] >> 9) + 0.5) / 8388608.0;
   const double radius = std::sqrt(-2.0 * std::log(u_radius));
   const double angle = 2.0 * 3.14159265358979323846 * u_angle;
-  return radius * (lane % 2 == 0 ? std::cos(angle) : std::sin(angle));
+  return radius * (stream % 2 == 0 ? std::cos(angle) : std::sin(angle));
 }
 
 }  // namespace
