@@ -52,19 +52,20 @@ struct LayerConfig {
   // The engine's layout for an input of `shape`; throws std::invalid_argument
   // naming the expected and actual shapes when they do not fit this layer.
   Layout layout_for(const Shape& shape) const {
-    Layout layout;
+    // Messages are built only on failure: this runs on every call, including
+    // the allocation-free inference path.
     switch (form) {
       case Form::batch_1d:
-        require(shape.rank() == 2, "expected 2-D input (N, " + std::to_string(num_features) + ")", shape);
+        if (shape.rank() != 2) reject("expected 2-D input (N, " + std::to_string(num_features) + ")", shape);
         require_channels(shape);
         return Layout{shape[0], shape[1], 1, 1, true};
       case Form::batch_2d:
       case Form::instance_2d:
-        require(shape.rank() == 4, "expected 4-D input (N, " + std::to_string(num_features) + ", H, W)", shape);
+        if (shape.rank() != 4) reject("expected 4-D input (N, " + std::to_string(num_features) + ", H, W)", shape);
         require_channels(shape);
         return Layout{shape[0], shape[1], shape[2] * shape[3], 1, form == Form::batch_2d};
       case Form::group: {
-        require(shape.rank() >= 2, "expected input (N, " + std::to_string(num_features) + ", ...)", shape);
+        if (shape.rank() < 2) reject("expected input (N, " + std::to_string(num_features) + ", ...)", shape);
         require_channels(shape);
         index_t inner = 1;
         for (int axis = 2; axis < shape.rank(); ++axis) inner *= shape[axis];
@@ -74,16 +75,18 @@ struct LayerConfig {
         const int k = normalized_shape.rank();
         bool fits = shape.rank() >= k;
         for (int i = 0; fits && i < k; ++i) fits = shape[shape.rank() - k + i] == normalized_shape[i];
-        std::string trailing;
-        for (index_t d : normalized_shape) trailing += ", " + std::to_string(d);
-        require(fits, "expected input (..." + trailing + ") ending in normalized_shape", shape);
+        if (!fits) {
+          std::string trailing;
+          for (index_t d : normalized_shape) trailing += ", " + std::to_string(d);
+          reject("expected input (..." + trailing + ") ending in normalized_shape", shape);
+        }
         index_t outer = 1;
         for (int axis = 0; axis < shape.rank() - k; ++axis) outer *= shape[axis];
         const index_t row = num_affine();
         return Layout{outer, row, 1, row, false};
       }
     }
-    return layout;
+    return Layout{};
   }
 
  private:
@@ -96,11 +99,11 @@ struct LayerConfig {
     config.options = options;
     return config;
   }
-  void require(bool ok, const std::string& expected, const Shape& shape) const {
-    if (!ok) throw std::invalid_argument(std::string("normnorm: ") + name() + ": " + expected + ", got " + shape.to_string());
+  [[noreturn]] void reject(const std::string& expected, const Shape& shape) const {
+    throw std::invalid_argument(std::string("normnorm: ") + name() + ": " + expected + ", got " + shape.to_string());
   }
   void require_channels(const Shape& shape) const {
-    require(shape[1] == num_features, "expected " + std::to_string(num_features) + " channels on axis 1", shape);
+    if (shape[1] != num_features) reject("expected " + std::to_string(num_features) + " channels on axis 1", shape);
   }
 };
 
