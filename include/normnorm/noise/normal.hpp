@@ -63,13 +63,14 @@ inline void normals_for_tile(std::uint64_t seed, std::uint64_t call, std::uint64
   const auto uniform = [](const Words<A>& w) {
     return (xsimd::batch_cast<float>(xsimd::bitwise_cast<I>(w >> 9)) + F(0.5f)) * F(float(kTwoToMinus23));
   };
+  alignas(64) static constexpr std::uint32_t lane_index[kTileLanes] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   for (std::size_t lane = 0; lane < kTileLanes; lane += width) {
-    alignas(64) std::uint32_t block_low[width], block_high[width];
-    for (std::size_t l = 0; l < width; ++l) {
-      block_low[l] = low32(first_block + lane + l);
-      block_high[l] = high32(first_block + lane + l);
-    }
-    Words<A> c0 = Words<A>::load_aligned(block_low), c1 = Words<A>::load_aligned(block_high);
+    // Block numbers b + lane in two 32-bit halves, built in registers (a scalar
+    // fill followed by a vector load would stall on store forwarding).
+    const std::uint64_t base = first_block + lane;
+    const Words<A> base_low(low32(base));
+    Words<A> c0 = base_low + Words<A>::load_aligned(lane_index);
+    Words<A> c1 = xsimd::select(c0 < base_low, Words<A>(high32(base) + 1u), Words<A>(high32(base)));
     Words<A> c2(low32(call)), c3(high32(call));
     philox4x32_10_lanes(c0, c1, c2, c3, {low32(seed), high32(seed)});
     const F radius01 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c0)));
