@@ -14,6 +14,13 @@ NORMNORM_DEB_PACKAGES=(
   catch2 librandom123-dev libbenchmark-dev zlib1g-dev
 )
 
+# Extra packages for the sanitizer and fuzzing stages of scripts/test: Clang 14 with
+# its runtime libraries (ASan, UBSan, TSan, libFuzzer) and llvm-symbolizer.
+# shellcheck disable=SC2034  # used by scripts/test
+NORMNORM_SANITIZER_DEB_PACKAGES=(clang libclang-rt-14-dev llvm)
+# The compiler of the sanitizer and fuzzing trees.
+NORMNORM_CLANGXX="${NORMNORM_CLANGXX:-clang++-14}"
+
 nn_log() { printf '==> %s\n' "$*" >&2; }
 nn_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -28,17 +35,19 @@ nn_pkg_installed() {
   grep -q '^Status: install ok installed$' <<<"$info"
 }
 
-# Install whichever of NORMNORM_DEB_PACKAGES are missing. Runs apt-get (update,
-# then install) only if at least one is missing.
+# Install whichever of NORMNORM_DEB_PACKAGES (and of any packages given as
+# arguments) are missing. Runs apt-get (update, then install) only if at least
+# one is missing.
 nn_install_deps() {
+  local wanted=("${NORMNORM_DEB_PACKAGES[@]}" "$@")
   if ! command -v dpkg >/dev/null 2>&1; then
     nn_log "not a Debian-based system (no dpkg): skipping package installation;"
-    nn_log "make sure these are installed: ${NORMNORM_DEB_PACKAGES[*]}"
+    nn_log "make sure these are installed: ${wanted[*]}"
     return 0
   fi
 
   local missing=() pkg
-  for pkg in "${NORMNORM_DEB_PACKAGES[@]}"; do
+  for pkg in "${wanted[@]}"; do
     nn_pkg_installed "$pkg" || missing+=("$pkg")
   done
   if [ "${#missing[@]}" -eq 0 ]; then
@@ -68,4 +77,42 @@ nn_configure() {
   fi
   nn_log "configuring ${NORMNORM_BUILD_DIR}"
   cmake -S "${NORMNORM_ROOT}" -B "${NORMNORM_BUILD_DIR}" -DCMAKE_BUILD_TYPE=Release "$@"
+}
+
+# Configure build directory $1 with the remaining arguments, only if it has not
+# been configured yet (scripts/test's sanitizer and fuzzing trees).
+nn_configure_tree() {
+  local dir="$1"
+  shift
+  if [ -f "${dir}/CMakeCache.txt" ]; then
+    nn_log "already configured: ${dir}"
+    return 0
+  fi
+  nn_log "configuring ${dir}"
+  cmake -S "${NORMNORM_ROOT}" -B "${dir}" "$@"
+}
+
+# Runtime options of the sanitizers: every report is fatal and fails the test,
+# with symbolized stack traces.
+nn_sanitizer_env() {
+  local symbolizer
+  symbolizer="$(command -v llvm-symbolizer || command -v llvm-symbolizer-14 || true)"
+  if [ -n "${symbolizer}" ]; then
+    export ASAN_SYMBOLIZER_PATH="${symbolizer}" TSAN_SYMBOLIZER_PATH="${symbolizer}"
+    export UBSAN_SYMBOLIZER_PATH="${symbolizer}"
+  fi
+  export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:halt_on_error=1}"
+  export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+  export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}"
+}
+
+# Clang 14's sanitizer runtimes cannot map their shadow memory when the kernel
+# randomizes mmap with more than 28 bits (newer kernels default to 32): run them
+# with address-space randomization off there. Prints the prefix command, if any.
+nn_sanitizer_launcher() {
+  local bits
+  bits="$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 0)"
+  if [ "${bits}" -gt 28 ] && command -v setarch >/dev/null 2>&1; then
+    echo "setarch $(uname -m) -R"
+  fi
 }

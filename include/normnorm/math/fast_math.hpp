@@ -2,22 +2,27 @@
 // Division-free log1p and expm1 for the Yeo-Johnson kernels, written once over
 // the lane type V (lanes.hpp): V = float, double, xsimd::batch<float> or
 // xsimd::batch<double>. The scalar instantiations run the same operations in
-// the same order as the batch ones (same constants, same fma / no-fma choices),
-// so the scalar path is a faithful reference for the SIMD path; the two agree
-// bit for bit whenever both have (or both lack) hardware FMA, and always to
-// within the documented ulp bounds.
+// the same order as the batch ones (same constants, same fused / unfused
+// multiply-adds, see fmadd), so the scalar path is a faithful reference for
+// the SIMD path: on the x86 builds tested (GCC and clang, SSE2 / AVX2 /
+// AVX-512) the two agree bit for bit, and by construction always to within
+// the documented ulp bounds.
 //
-// Only xsimd's public API is used: arithmetic, fma / fms / fnma, min / max,
+// Only xsimd's public API is used: arithmetic, fma / fms, min / max,
 // comparisons + select, bitwise_cast, batch_cast (int32 -> float only) and
 // integer shifts. No division, no table, no int64 <-> double conversion (the
 // double code converts with magic numbers: add 1.5 * 2^52 and reinterpret).
 //
 // Polynomial coefficients were fitted for this file by a weighted Remez
 // exchange written from scratch in Python's `decimal` module (60 digits, no
-// third-party code), then rounded to the target precision; the script, its
-// invocation and the measurement programs are described in tests/test_fast_math.cpp.
-// Each function's comment block gives the MEASURED maximum error; the table in
+// third-party code or coefficients), then rounded to the target precision.
+// Each function's comment block gives its algorithm, how its coefficients were
+// obtained and its MEASURED maximum error; the table in
 // tests/test_fast_math.cpp checks exactly those claims.
+//
+// IEEE semantics required: -ffast-math (or -fassociative-math /
+// -ffinite-math-only) would fold the exact error terms below to zero and drop
+// the NaN / Inf handling.
 
 #include <cmath>
 #include <cstdint>
@@ -69,22 +74,48 @@ template <class V, class IV> inline V from_bits(const IV& i) {
   }
 }
 
-// a * b + c, a * b - c and c - a * b. Batches use xsimd::fma / fms / fnma. In
-// xsimd 8.1 these are fused instructions on the fma3 archs (AVX2+FMA, ...) but
-// on AVX-512 and SSE2 they fall back to the plain expression (x * y + z), which
-// the compiler fuses only if it contracts (GCC's default -ffp-contract=fast in
-// GNU mode, i.e. -std=gnu++17 as CMake passes it; not with -std=c++17). The
-// scalar branch writes the same plain expression, so it rounds exactly like
-// the AVX-512 / SSE2 batch path under either setting. Nothing below relies on
-// fusion: every step that must be exact is exact either way.
+// a * b + c and a * b - c. Batches use xsimd::fma / fms. In xsimd 8.1 these
+// are single fused instructions on the fma3 / fma4 / NEON archs, but on
+// AVX-512 and SSE2 they fall back to the operator expression x * y + z, which
+// the compiler fuses only if it contracts across statements (GCC does by
+// default for C++, -ffp-contract=fast; clang does not, -ffp-contract=on).
+// The scalar branch copies whichever the batch path of xsimd's default arch
+// does: std::fma when that arch fuses, else the product and the sum as two
+// statements (contracted by exactly the compilers that contract the batch
+// fallback). The two paths then round identically, which the tests check.
+// Nothing below relies on fusion for correctness: every step that must be
+// exact is exact either way.
+template <class A>
+constexpr bool batch_fma_is_fused() {
+  return std::is_base_of<xsimd::fma3<xsimd::sse4_2>, A>::value || std::is_base_of<xsimd::fma3<xsimd::avx>, A>::value ||
+         std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value || std::is_base_of<xsimd::fma4, A>::value ||
+         std::is_base_of<xsimd::neon, A>::value;
+}
 template <class V> inline V fmadd(const V& a, const V& b, const V& c) {
-  if constexpr (std::is_arithmetic_v<V>) return a * b + c;
-  else return xsimd::fma(a, b, c);
+  if constexpr (std::is_arithmetic_v<V>) {
+    if constexpr (batch_fma_is_fused<xsimd::default_arch>()) {
+      return std::fma(a, b, c);
+    } else {
+      const V product = a * b;
+      return product + c;
+    }
+  } else {
+    return xsimd::fma(a, b, c);
+  }
 }
 template <class V> inline V fmsub(const V& a, const V& b, const V& c) {
-  if constexpr (std::is_arithmetic_v<V>) return a * b - c;
-  else return xsimd::fms(a, b, c);
+  if constexpr (std::is_arithmetic_v<V>) {
+    if constexpr (batch_fma_is_fused<xsimd::default_arch>()) {
+      return std::fma(a, b, -c);
+    } else {
+      const V product = a * b;
+      return product - c;
+    }
+  } else {
+    return xsimd::fms(a, b, c);
+  }
 }
+
 // Clamp that lets NaN through: max(lo, t) and min(hi, t) return their second
 // operand when it is NaN (x86 maxps/minps return the second operand whenever
 // either is NaN; NEON's fmax/fmin return NaN). The scalar branch copies that.
@@ -147,23 +178,24 @@ template <> struct consts<float> {
   static constexpr float round_magic = 12582912.0f;        // 1.5 * 2^23
   static constexpr std::uint32_t exp_shift = 23;
   static constexpr std::uint32_t one_bits = 0x3F800000u;   // 1.0f
-  // expm1: clamp bounds. Below -32 the result rounds to -1 (it does from
-  // -17.33 on); at 89 it is +Inf (it overflows from 88.7228 on).
+  // expm1: t is clamped to [-32, 88.7229]: below -17.33 the result rounds to -1,
+  // above 88.72284 it overflows (the clamp keeps NaN). k is capped at 127 so
+  // that 2^k stays finite; for t > 127.5 ln2 the reduced r then reaches 0.6933.
   static constexpr float expm1_lo = -32.0f;
-  static constexpr float expm1_hi = 89.0f;
+  static constexpr float expm1_hi = 88.7229f;
+  static constexpr float k_cap = 127.0f;
   static constexpr std::size_t log1p_horner = 8;  // plain Horner
-  static constexpr std::size_t expm1_horner = 5;  // plain Horner
+  static constexpr std::size_t expm1_horner = 6;  // plain Horner
   // log1p: Q degree 8 on f in [-0.25, 0.5]; weighted minimax error 4.5e-9 (2^-27.7).
   static constexpr float log1p_q[] = {
       -0.5f,                 0.3333340883255005f,   -0.2499975562095642f,
       0.1999167799949646f,   -0.1665945202112198f,  0.1449315994977951f,
       -0.13066424429416656f, 0.10180819034576416f,  -0.04288732632994652f};
-  // expm1: Q degree 5 on r in [-0.34658, 0.34658]; relative minimax error 1.06e-9
-  // (2^-29.8). (Degree 4 reaches only 1.5e-8, which near t = ln2/2 shows up as
-  // 0.3 ulp.) Stored NEGATED: the code evaluates -Q(r).
+  // expm1: Q degree 6 on r in [-0.34658, 0.6935]; relative minimax error 6.2e-10
+  // (2^-30.6). Stored NEGATED: the code evaluates -Q(r).
   static constexpr float expm1_neg_q[] = {
-      -0.5f, -0.1666666567325592f, -0.041666481643915176f, -0.0083334194496274f,
-      -0.0013933245791122317f, -0.0001982412941288203f};
+      -0.5f,                   -0.1666666567325592f,     -0.041666701436042786f, -0.008333534002304077f,
+      -0.0013881685445085168f, -0.00019762813462875783f, -2.8781509172404185e-05f};
 };
 
 template <> struct consts<double> {
@@ -175,10 +207,11 @@ template <> struct consts<double> {
   static constexpr double round_magic = 6755399441055744.0;  // 1.5 * 2^52
   static constexpr std::uint64_t exp_shift = 52;
   static constexpr std::uint64_t one_bits = 0x3FF0000000000000ull;
-  static constexpr double expm1_lo = -40.0;  // result rounds to -1 from -37.43 on
-  static constexpr double expm1_hi = 710.0;  // +Inf from 709.7828 on
-  static constexpr std::size_t log1p_horner = 1;  // 3 Horner steps, then an even/odd split
-  static constexpr std::size_t expm1_horner = 3;
+  static constexpr double expm1_lo = -40.0;     // the result rounds to -1 below -37.43
+  static constexpr double expm1_hi = 709.7828;  // it overflows above 709.78271289
+  static constexpr double k_cap = 1023.0;
+  static constexpr std::size_t log1p_horner = 1;  // 1 Horner step, then an even/odd split
+  static constexpr std::size_t expm1_horner = 3;  // 3 Horner steps, then an even/odd split
   // log1p: Q degree 19 on f in [-0.25, 0.5]; weighted minimax error 5.9e-18 (2^-57.2).
   static constexpr double log1p_q[] = {
       -0.5,                  0.3333333333333417,   -0.2500000000000395,  0.19999999999673707,
@@ -186,13 +219,13 @@ template <> struct consts<double> {
       -0.09999984054189183,  0.09090919813681808,  -0.08333784370679252, 0.07693068245129177,
       -0.07136949128570219,  0.06643908606373371,  -0.06264344158327063, 0.06104634510226991,
       -0.05935078380235646,  0.04935436705689519,  -0.027868884377502817, 0.007477189267243948};
-  // expm1: Q degree 10 on r in [-0.34658, 0.34658]; relative minimax error 1.5e-18
-  // (2^-59.2). Stored NEGATED (the code evaluates -Q(r)).
+  // expm1: Q degree 11 on r in [-0.34658, 0.6935]; relative minimax error 1.07e-18
+  // (2^-59.7). Stored NEGATED: the code evaluates -Q(r).
   static constexpr double expm1_neg_q[] = {
-      -0.5,                    -0.16666666666666677,    -0.04166666666666658,
-      -0.008333333333322165,   -0.0013888888888942631,  -0.00019841269884923526,
-      -2.4801587198268943e-05, -2.7557245315760284e-06, -2.7557387024834406e-07,
-      -2.510867816462819e-08,  -2.0878910979784788e-09};
+      -0.5,                    -0.16666666666666677,    -0.04166666666666614,
+      -0.008333333333325612,   -0.0013888888889204735,  -0.00019841269856759816,
+      -2.4801586622640724e-05, -2.7557310417062548e-06, -2.7557924544415993e-07,
+      -2.5049378984880207e-08, -2.070057772301572e-09,  -1.8825329443590216e-10};
 };
 
 }  // namespace fast_math_detail
@@ -201,40 +234,50 @@ template <> struct consts<double> {
 // log1p_nonneg(a) = log(1 + a) for a >= 0.
 //
 // Lane types: float, double, xsimd::batch<float>, xsimd::batch<double>.
-// Domain: a >= 0 (including -0 and +Inf); NaN -> NaN, +Inf -> +Inf, +-0 -> +-0,
-//   subnormal a -> a exactly. Negative a is outside the domain (garbage, no trap).
+// Domain: a >= 0, -0 and +Inf included. NaN -> NaN, +Inf -> +Inf, +-0 -> +-0,
+//   a < 2^-p (subnormals too) -> a exactly. Negative a is outside the domain
+//   (no trap, meaningless result).
 //
 // Algorithm (no division, no table):
-//   u = fl(1 + a). Write u = m 2^k with m in [0.75, 1.5) (k >= 0), taking k
-//   from u's bits: -k = ((bits(0.75) + 2^p - 1) - bits(u)) >> p (arithmetic
-//   shift, p = mantissa bits; for double a logical shift of bits(u) - bits(0.75)
-//   gives k and a magic-number conversion gives -k as a double).
-//   Reduced argument, EXACT (this is the step that replaces the usual
-//   correction term c / u, which needs a division):
+//   u = fl(1 + a) = m 2^k with m in [0.75, 1.5), k >= 0, read off u's bits:
+//   float: -k = (bits(0.75) + 2^23 - 1 - bits(u)) >> 23 (arithmetic shift),
+//   converted with batch_cast<float>(int32); double: k = (bits(u) - bits(0.75))
+//   >> 52 (logical), converted as -k = 2^52 - as_double(bits(2^52) | k).
+//   Reduced argument, EXACT, which is what replaces the usual correction term
+//   c / u (a division) for the rounding of 1 + a:
 //       f = (1 + a) 2^-k - 1 = a 2^-k - (1 - 2^-k),
-//   where a 2^-k is formed by subtracting k from a's exponent field (a is
-//   normal whenever k >= 1) and 1 - 2^-k is exact for k <= p + 1. f is exact
-//   because with m in [0.75, 1.5) we have a >= 2^(k-1), so both terms are
-//   multiples of 2^-(p+1) and |f| <= 1/2: no rounding happens at all, whether
-//   or not the target has FMA. (With the usual m in [sqrt(1/2), sqrt 2) this
-//   fails for a in [0.414, 0.5), costing up to 0.7 ulp there.)
-//   Then log1p(a) = k ln2 + log1p(f), f in [-0.25, 0.5], with
-//       log1p(f) ~= f + f^2 Q(f),  Q of degree 8 (float) / 19 (double),
-//   q[0] = -1/2 held fixed, the rest fitted by weighted Remez exchange over
-//   [-0.2500001, 0.5000001]; weight 1/log1p(f) for f > 0 (k = 0: relative
-//   error) and 1/(ln2 + log1p(f)) for f < 0 (only reached with k >= 1, where
-//   the result is at least ln2 + log1p(f)). Coefficients rounded to nearest.
-//   Reconstruction: y = (f - k ln2_hi) + (f^2 Q(f) - k ln2_lo), written with
-//   -k so that a = -0 gives -0.
-//   +Inf and NaN are routed around the polynomial by one compare + select.
+//   a 2^-k formed by subtracting k from a's exponent field, 1 - 2^-k from the
+//   bits of 2^-k (clamped to 1 for k >= p + 2, where it rounds to 1 anyway and
+//   2^-k may not be a normal number). With m in [0.75, 1.5) every k >= 1 has
+//   a >= 2^(k-1), so both terms are multiples of 2^-(p+1) and |f| <= 1/2:
+//   f has no rounding error at all, FMA or not. (With the classic m in
+//   [sqrt(1/2), sqrt 2) this fails for a in [0.414, 0.5).)
+//   log1p(a) = k ln2 + log1p(f), f in [-0.25, 0.5], and
+//       log1p(f) ~= f + f^2 Q(f),  Q of degree 8 (float) / 19 (double).
+//   Q: q[0] = -1/2 fixed, the rest by weighted Remez exchange (our own script:
+//   60-digit decimal arithmetic, 3000-point Chebyshev grid on
+//   [-0.2500001, 0.5000001], coefficients rounded to nearest). Weight
+//   1/log1p(f) for f > 0 (k = 0 there: relative error) and 1/(ln2 + log1p(f))
+//   for f < 0 (reached only with k >= 1, where the result is at least that).
+//   Weighted error of the rounded coefficients: 4.5e-9 (float), 5.9e-18 (double).
+//   Degree 19 is evaluated as 1 Horner step around an even/odd split (half
+//   the dependency chain, same accuracy); float is plain Horner.
+//   Reconstruction: y = hi + lo, hi = fl(f + k ln2_hi) (k ln2_hi exact, ln2_hi
+//   has 16 / 42 bits), lo = f^2 Q(f) + k ln2_lo + err with err = the exact
+//   rounding error of hi (Fast2Sum). Without err, hi can land just above a
+//   power of two with y just below it, costing a full ulp. The final select
+//   passes +Inf and NaN through.
 //
-// MEASURED maximum error (vs. log1pl in long double; ulp of the exact result):
-//   float : 0.84 ulp over all 2^31 non-negative floats (exhaustive), the same on
-//           [0, 1e4] (exhaustive).  Mean |error| 0.20 ulp.
-//   double: 0.84 ulp on [0, 1e4] and 0.81 ulp on [1e4, DBL_MAX], 3e7 random
-//           log-uniform + 3e7 uniform samples per range.
-// Cost (AVX-512, 2 cores shared, ns per element; see tests/test_fast_math.cpp):
-//   float ~0.15 (xsimd::log1p ~0.40), double ~0.42 (xsimd::log1p ~2.6).
+// MEASURED maximum error (vs. log1pl in long double; ulp of the exact result;
+// FMA = GCC -march=native, which fuses; no-FMA = SSE2 build / clang -march=native):
+//   float, exhaustive over all 2^31 non-negative floats:
+//     [0, 1e4]: 0.92 ulp FMA, 0.96 no-FMA (worst near a = 0.48, f close to 1/2);
+//     [1e4, FLT_MAX]: 0.53 ulp.  Mean 0.07 ulp on [0, 1e4].
+//   double, 3e7 random (uniform, log-uniform, next to 1 + a = 1.5 2^k) per range:
+//     [0, 1e4]: @DLOG_STD@; [1e4, DBL_MAX]: @DLOG_BIG@.
+//   Per-range bounds (0.5 to 1.0 ulp) are in tests/test_fast_math.cpp.
+// Cost, AVX-512, ns per element (2M-element arrays, machine shared, so
+// compare within a row): @LOG_COST@
 // ===========================================================================
 template <class V>
 inline V log1p_nonneg(const V& a) {
@@ -302,36 +345,38 @@ inline V log1p_nonneg(const V& a) {
 // expm1_fast(t) = exp(t) - 1 for any t.
 //
 // Lane types: float, double, xsimd::batch<float>, xsimd::batch<double>.
-// Special values: NaN -> NaN; +-0 -> +-0; t > 88.7228 (float) / 709.7828
-//   (double), including +Inf -> +Inf; t < -17.33 (float) / -37.43 (double),
-//   including -Inf -> -1; |t| < 2^-25 (float) / 2^-54 (double) -> t, except
-//   that a subnormal t may come back one subnormal step off (see the x 2 below).
+// Special values: NaN -> NaN; +-0 -> +-0; tiny t (subnormals too) -> t exactly;
+//   t > 88.72284 (float) / 709.78271 (double), +Inf included -> +Inf;
+//   t < -17.33 (float) / -37.43 (double), -Inf included -> -1.
 //
 // Algorithm (no division, no table):
-//   Clamp t to [-32, 89] (float) / [-40, 710] (double) with max/min that keep
-//   NaN. k = round(t / ln2) by the magic-number trick z = t log2e + 1.5 2^p
-//   (the low bits of z hold k: no float -> int conversion), and 2^(k-1) is
-//   built from z's bits as (bits(z) << p) + (bias - 1) << p.
-//   r_hi = t - k ln2_hi is exact (Cody-Waite; k ln2_hi exact and Sterbenz);
-//   r = r_hi - k ln2_lo, and its rounding error ce = (r_hi - r) - k ln2_lo is
-//   kept (this alone removes up to 0.5 ulp from the large-|t| results).
-//   expm1(r) ~= r + r^2 Q(r), Q of degree 4 (float) / 10 (double), q[0] = 1/2
-//   held fixed, the rest fitted by Remez exchange for minimum relative error
-//   over [-0.34658, 0.34658] (ln2/2 plus slack for a k rounded without FMA).
-//   Reconstruction, in halves to keep 2^k finite up to k = 128 / 1024:
-//       X = 2^(k-1) r - (1/2 - 2^(k-1)) - 2^(k-1) nq,  nq = -(r^2 Q(r) + ce),
-//       expm1(t) = 2 X.
-//   The first two terms combine exactly or nearly so; the order is chosen so
-//   that t = -0 gives -0. Because r is halved before the final doubling, a
-//   subnormal t with an odd last bit rounds by one subnormal step.
+//   Clamp t to [-32, 88.7229] (float) / [-40, 709.7828] (double) with min/max
+//   that keep NaN. k = min(round(t / ln2), 127 / 1023) by the magic-number
+//   trick z = t log2e + 1.5 2^p (the low bits of z hold k; no float -> int
+//   conversion); 2^k = as_float((bits(z) << p) + bits(1)). The cap keeps 2^k
+//   finite; near overflow it lets r grow to 0.6933.
+//   r_hi = t - k ln2_hi is exact (k ln2_hi exact, Sterbenz); r = r_hi - k ln2_lo,
+//   and its rounding error ce = (r_hi - r) - k ln2_lo is kept.
+//   expm1(r) ~= r + r^2 Q(r), Q of degree 6 (float) / 11 (double), q[0] = 1/2
+//   fixed, the rest by Remez exchange for minimum relative error over
+//   [-0.34658, 0.6935] (same script as log1p); relative error of the rounded
+//   coefficients 6.2e-10 (float), 1.1e-18 (double). Double: 3 Horner steps
+//   around an even/odd split.
+//   Reconstruction: expm1(t) = 2^k (1 + r + r^2 Q + ce) - 1 summed as
+//   head - neg_low, head = fl(2^k r - fl(1 - 2^k)), with the rounding error of
+//   head (Fast2Sum) and the part of 1 - 2^k lost for k >= p + 1 moved into
+//   neg_low; so one rounding at the end plus the small error of neg_low.
+//   For k = 0 head = r exactly: tiny t, subnormals and -0 come back unchanged.
 //
-// MEASURED maximum error (vs. expm1l in long double; ulp of the exact result):
-//   float : 0.87 ulp over all floats in [-104, 89] (exhaustive: every finite
-//           float, results of -1 and +Inf included), 0.87 on [-60, 60].
-//   double: 0.89 ulp on [-60, 60] and on [-745, 710], 3e7 uniform + 3e7
-//           log-uniform random samples per range.
-// Cost (AVX-512, ns per element): float ~0.13 (xsimd::expm1 ~0.33),
-//   double ~0.30 (xsimd::expm1 ~0.9).
+// MEASURED maximum error (vs. expm1l in long double; ulp of the exact result;
+// FMA / no-FMA builds as for log1p):
+//   float, exhaustive over every float: @FEXP@
+//   double, 3e7 random (uniform, log-uniform, next to t = (k + 1/2) ln2) per range:
+//     @DEXP@
+//   The worst cases sit just above t = ln2 / 2 (k = 1, r = -ln2/2, where
+//   2^k (expm1(r) - r) is a quarter of the result). Per-range bounds are in
+//   tests/test_fast_math.cpp.
+// Cost, AVX-512, ns per element: @EXP_COST@
 // ===========================================================================
 template <class V>
 inline V expm1_fast(const V& t) {
@@ -343,16 +388,16 @@ inline V expm1_fast(const V& t) {
   constexpr U p = C::exp_shift;
 
   const V tc = min_keep_nan(V(C::expm1_hi), max_keep_nan(V(C::expm1_lo), t));
-  const V z = fmadd(tc, V(C::log2e), V(C::round_magic));
+  // z = round_magic + min(round(t / ln2), k_cap): the low bits of z hold k.
+  const V z = min_keep_nan(V(C::round_magic + C::k_cap), fmadd(tc, V(C::log2e), V(C::round_magic)));
   const V k = z - V(C::round_magic);
-  // 2^(k-1): bits(z) = bits(1.5 2^p) + k, and the magic's low 32 - p (float) /
+  // 2^k: bits(z) = bits(1.5 2^p) + k, and the magic's low 32 - p (float) /
   // 64 - p (double) bits are zero, so bits(z) << p == k << p (mod 2^width);
-  // adding bits(1/2) gives the exponent field of 2^(k-1).
-  const IU half_bias = IU(C::one_bits - (U(1) << p));  // bits(0.5)
+  // adding bits(1) gives the exponent field of 2^k.
   IU scale_bits;
-  if constexpr (std::is_arithmetic_v<V>) scale_bits = (to_bits<IU>(z) << p) + half_bias;
-  else scale_bits = (to_bits<IU>(z) << static_cast<int32_t>(p)) + half_bias;
-  const V half_scale = from_bits<V>(scale_bits);  // 2^(k-1)
+  if constexpr (std::is_arithmetic_v<V>) scale_bits = (to_bits<IU>(z) << p) + IU(C::one_bits);
+  else scale_bits = (to_bits<IU>(z) << static_cast<int32_t>(p)) + IU(C::one_bits);
+  const V scale = from_bits<V>(scale_bits);  // 2^k
 
   // No unary minus anywhere (xsimd 8.1 negates AVX-512 batches as 0 - x, which
   // loses -0): negated constants and a negated polynomial instead.
@@ -362,21 +407,20 @@ inline V expm1_fast(const V& t) {
   const V r2 = r * r;
   const V neg_q = polynomial<C::expm1_horner>(r, r2, C::expm1_neg_q);  // -Q(r)
   const V nq = fmadd(r2, neg_q, neg_ce);              // -(expm1(r) - r) - (error of r)
-  // X = 2^(k-1) (1 + r - nq) - 1/2 = head + low, summed once at the end:
-  //  * 1/2 - 2^(k-1) = nd_hi + nd_lo with nd_hi = fl(1/2 - 2^(k-1)) and
-  //    nd_lo = -e: e is 0 while 1/2 - 2^(k-1) is exact (k <= 24 / 53) and -1/2
-  //    once it rounds to -2^(k-1), so the -1 of expm1 survives for large k;
-  //  * head = fl(2^(k-1) r - nd_hi), and its rounding error err is recovered
-  //    exactly by Fast2Sum (|nd_hi| >= |2^(k-1) r| whenever nd_hi != 0, and
-  //    2^(k-1) r is exact), so the result is rounded once, at x, plus the
-  //    small error of the low part.
-  const V nd_hi = V(T(0.5)) - half_scale;
-  const V e = (nd_hi + half_scale) - V(T(0.5));
-  const V head = fmsub(half_scale, r, nd_hi);                     // 2^(k-1) (1 + r) - 1/2, rounded
-  const V err = fmsub(half_scale, r, head + nd_hi);               // exact
-  const V neg_low = fmsub(half_scale, nq, e + err);               // -(2^(k-1)(expm1(r) - r + ce) + nd_lo + err)
-  const V x = head - neg_low;
-  return x + x;
+  // expm1(t) = 2^k (1 + r - nq) - 1 = head - neg_low, rounded once at the end:
+  //  * 1 - 2^k = nd_hi + nd_lo with nd_hi = fl(1 - 2^k); e = -nd_lo is 0
+  //    while 1 - 2^k is exact (k <= 24 / 53) and -1 once it rounds to -2^k,
+  //    so the -1 of expm1 survives for large k;
+  //  * head = fl(2^k r - nd_hi); its rounding error err is recovered exactly
+  //    by Fast2Sum (2^k r is exact and |nd_hi| >= |2^k r| whenever nd_hi != 0).
+  // For k = 0 this is head = r, neg_low = nq: tiny and subnormal t come back
+  // unchanged, and -0 stays -0.
+  const V nd_hi = V(T(1)) - scale;
+  const V e = (nd_hi + scale) - V(T(1));
+  const V head = fmsub(scale, r, nd_hi);                // 2^k (1 + r) - 1, rounded
+  const V err = fmsub(scale, r, head + nd_hi);          // exact
+  const V neg_low = fmsub(scale, nq, e + err);          // -(2^k (expm1(r) - r + ce) + nd_lo + err)
+  return head - neg_low;
 }
 
 }  // namespace normnorm::math
