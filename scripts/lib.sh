@@ -18,6 +18,10 @@ NORMNORM_DEB_PACKAGES=(
 # its runtime libraries (ASan, UBSan, TSan, libFuzzer) and llvm-symbolizer.
 # shellcheck disable=SC2034  # used by scripts/test
 NORMNORM_SANITIZER_DEB_PACKAGES=(clang libclang-rt-14-dev llvm)
+# Run-time needs of the Fashion-MNIST demo (scripts/demo installs them): the data set and
+# gnuplot for the report's plots.
+# shellcheck disable=SC2034  # used by scripts/demo
+NORMNORM_DEMO_DEB_PACKAGES=(dataset-fashion-mnist gnuplot-nox)
 # The compiler of the sanitizer and fuzzing trees.
 NORMNORM_CLANGXX="${NORMNORM_CLANGXX:-clang++-14}"
 
