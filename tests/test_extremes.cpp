@@ -404,3 +404,32 @@ TEST_CASE("With standardization, alpha = 1 keeps lambda moderate even for extrem
     for (double v : layer.out) CHECK(std::isfinite(v));
   }
 }
+
+// ---- accuracy of dy/dh on a strongly compressed side ------------------------------------
+
+TEMPLATE_TEST_CASE("dy/dh keeps its relative accuracy where the exponent is strongly negative",
+                   "[extremes]", float, double) {
+  // grad_x of a batch form in evaluation is r gamma g (1 + |h|)^(et - 1) to a few ulp. psi_h was
+  // (expm1(t) + 1) / (1 + |h|), t = et log1p(|h|), which has no correct digits for t below about
+  // -16 (float) or -36 (double); it is now exp(t) / (1 + |h|).
+  using T = TestType;
+  const double t_target = sizeof(T) == 4 ? -17.0 : -37.0;
+  for (bool simd : {true, false}) {
+    INFO((simd ? "SIMD" : "scalar"));
+    Harness<T> layer = one_group<T>({0, 0, 0, 0, 0, 0, 0, 0}, no_noise());
+    layer.execution.simd = simd;
+    layer.running_lambda = {T(12.5)};  // h < 0 takes exponent 2 - 12.5 - sqrt(eps)
+    const double c = std::sqrt(layer.config.options.eps), et = 2 - 12.5 - c;
+    const double h = -std::expm1(t_target / et);  // log1p(|h|) = t / et
+    const double r = 1 / std::sqrt(1 + layer.config.options.eps);
+    std::fill(layer.x.begin(), layer.x.end(), T(h / r));
+    layer.forward(Mode::eval);
+    layer.backward();
+    for (std::size_t i = 0; i < layer.x.size(); ++i) {
+      const double hi = double(layer.x[i]) * r, a = std::abs(hi);
+      const double want = r * 1.5 * double(layer.grad_out[i]) * std::exp(et * std::log1p(a)) / (1 + a);
+      INFO("h " << hi << ": grad_x " << layer.grad_x[i] << ", want " << want);
+      CHECK(double(layer.grad_x[i]) == Approx(want).epsilon(1e-3));
+    }
+  }
+}

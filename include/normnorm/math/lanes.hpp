@@ -55,6 +55,7 @@ template <class V> inline V expm1(const V& v) {
     return xsimd::select(is_number, xsimd::expm1(bounded), v);
   }
 }
+template <class V> inline V exp(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::exp(v); else return xsimd::exp(v); }
 template <class V> inline V sqrt(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::sqrt(v); else return xsimd::sqrt(v); }
 
 // Horizontal sum into double (one lane for scalars).

@@ -113,7 +113,9 @@ inline TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m
   const V t = et * m.L;
   const V em1 = expm1(t);
   V magnitude = em1 * inv_et;
-  V psi_h = (em1 + V(T(1))) * m.inv_1pa;  // (1 + a)^(et - 1) = exp(t) / (1 + a)
+  // (1 + a)^(et - 1) = exp(t) / (1 + a), from exp itself: expm1(t) + 1 has no correct
+  // digits left once t is strongly negative (below about -16 in float).
+  V psi_h = exp(t) * m.inv_1pa;
   V psi_l = exponent_derivative<V, T>(t, m.L, em1, inv_et);
   if (pt.any_log()) {
     const auto log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log))) != V(T(0));
