@@ -9,8 +9,9 @@
 // the build): the polynomial coefficients come from a weighted Remez exchange
 // written in Python's decimal module (60 digits); the measured maxima come from
 // an exhaustive run over every float (both functions) and from 3e7 random +
-// boundary samples per range for double, all against log1pl / expm1l. The
-// bounds below are those maxima rounded up by a few hundredths of an ulp.
+// boundary samples per range for double, all against log1pl / expm1l, each in
+// a build that fuses multiply-adds (GCC -march=native) and one that does not
+// (SSE2; clang -march=native rounds the same way).
 
 #include <catch2/catch.hpp>
 
@@ -38,24 +39,30 @@ struct RangeClaim {
 
 // ---- The documented claims (keep in sync with fast_math.hpp) ---------------
 template <class T> struct Claims;
+// Bounds = measured maximum (worst of the FMA and the no-FMA build, see
+// fast_math.hpp) rounded up to the next 0.05 ulp, and never below 0.5.
 template <> struct Claims<float> {
+  // Measured (exhaustive): 0, 0.06, 0.501, 0.956, 0.631, 0.524.
   static std::vector<RangeClaim> log1p() {
-    return {{0, 1e-30, 0.5, false},   {1e-30, 1e-8, 0.5, false}, {1e-8, 1e-3, 0.55, false},
-            {1e-3, 1, 0.95, false},   {1, 1e4, 0.7, false},      {1e4, 3.4028234663852886e38, 0.55, false}};
+    return {{0, 1e-30, 0.5, false},  {1e-30, 1e-8, 0.5, false}, {1e-8, 1e-3, 0.55, false},
+            {1e-3, 1, 1.0, false},   {1, 1e4, 0.65, false},     {1e4, 3.4028234663852886e38, 0.55, false}};
   }
+  // Measured (exhaustive), |t| in each range: 0, 0.501, 1.193, 1.315, 1.164, 0.869.
   static std::vector<RangeClaim> expm1() {
-    return {{0, 1e-30, 1.0, true},  {1e-30, 1e-3, 0.55, true}, {1e-3, 1, 0.9, true},
-            {1, 20, 0.9, true},     {20, 88, 0.9, true},       {88, 3.4028234663852886e38, 0.9, true}};
+    return {{0, 1e-30, 0.5, true},  {1e-30, 1e-3, 0.55, true}, {1e-3, 1, 1.2, true},
+            {1, 20, 1.35, true},    {20, 88, 1.2, true},       {88, 3.4028234663852886e38, 0.9, true}};
   }
 };
 template <> struct Claims<double> {
+  // Measured (3e7 samples per range): 0, 0.500, 0.501, 0.944, 0.634, 0.511.
   static std::vector<RangeClaim> log1p() {
-    return {{0, 1e-30, 0.5, false},  {1e-30, 1e-8, 0.5, false}, {1e-8, 1e-3, 0.55, false},
-            {1e-3, 1, 0.95, false},  {1, 1e4, 0.7, false},      {1e4, 1.7976931348623157e308, 0.55, false}};
+    return {{0, 1e-30, 0.5, false},  {1e-30, 1e-8, 0.55, false}, {1e-8, 1e-3, 0.55, false},
+            {1e-3, 1, 1.0, false},   {1, 1e4, 0.7, false},       {1e4, 1.7976931348623157e308, 0.55, false}};
   }
+  // Measured (3e7 samples per range), |t| in each range: 0, 0.501, 1.083, 0.726, 0.707, 0.659.
   static std::vector<RangeClaim> expm1() {
-    return {{0, 1e-30, 1.0, true},  {1e-30, 1e-3, 0.55, true}, {1e-3, 1, 1.15, true},
-            {1, 20, 1.15, true},    {20, 700, 1.15, true},     {700, 1.7976931348623157e308, 0.9, true}};
+    return {{0, 1e-30, 0.5, true},  {1e-30, 1e-3, 0.55, true}, {1e-3, 1, 1.15, true},
+            {1, 20, 0.8, true},     {20, 700, 0.75, true},     {700, 1.7976931348623157e308, 0.7, true}};
   }
 };
 
@@ -229,13 +236,10 @@ TEMPLATE_TEST_CASE("expm1_fast special values and saturation", "[math]", float, 
     CHECK(f(L::lowest()) == T(-1));
     CHECK(f(T(-1e4)) == T(-1));
     CHECK(f(T(-L::digits - 2) * T(0.6931471805599453)) == T(-1));
-    // Tiny t: expm1(t) = t (the t^2 / 2 term is below half an ulp).
-    for (T t : {T(1e-30), T(-1e-30), L::epsilon() / 8, -L::epsilon() / 8, L::min(), -L::min()}) {
+    // Tiny and subnormal t: expm1(t) = t exactly (t^2 / 2 is below half an ulp).
+    for (T t : {T(1e-30), T(-1e-30), L::epsilon() / 8, -L::epsilon() / 8, L::min(), -L::min(),
+                L::denorm_min(), -L::denorm_min(), L::min() / 3, -L::min() / 3, L::min() / 2}) {
       CHECK(same_bits(f(t), t));
-    }
-    // Subnormal t: within one subnormal step of t (the reduction halves r; see fast_math.hpp).
-    for (T t : {L::denorm_min(), -L::denorm_min(), L::min() / 3, -L::min() / 3, L::min() / 2}) {
-      CHECK(std::fabs(static_cast<long double>(f(t)) - t) <= L::denorm_min());
     }
     // Around the overflow threshold, value by value (2000 either side): Inf
     // once the exact value is beyond max (+ half an ulp), finite and within
