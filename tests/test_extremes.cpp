@@ -134,45 +134,30 @@ TEST_CASE("eps = 0 and a zero-variance group in evaluation: the group's outputs 
   for (int i = 4; i < 8; ++i) CHECK(std::isnan(layer.out[static_cast<std::size_t>(i)]));
 }
 
-TEST_CASE("eps = 0 and a zero-variance training group: a domain_error that blames NaN or Inf input", "[extremes]") {
-  Options o = no_noise();
-  o.eps = 0;
-  Harness<double> layer = one_group<double>({4, 4, 4, 4}, o);
-  const auto running = layer.running_var;
-  std::fill(layer.out.begin(), layer.out.end(), -7.0);
-  try {
-    layer.forward(Mode::train);
-    FAIL("no exception");
-  } catch (const std::domain_error& error) {
-    CHECK_THAT(error.what(), Catch::Contains("NaN or Inf"));  // although every input is finite
+TEST_CASE("eps = 0 and a zero-variance training group: a domain_error that names the cause, nothing changes", "[extremes]") {
+  // 1 / sqrt(0 + 0) cannot standardize the group: the error says so (and does not blame
+  // the finite input as NaN or Inf), with or without the power transform.
+  for (bool power_transform : {true, false}) {
+    INFO("power_transform " << power_transform);
+    Options o = no_noise();
+    o.eps = 0;
+    o.power_transform = power_transform;
+    Harness<double> layer = one_group<double>({4, 4, 4, 4}, o);
+    const auto running = layer.running_var;
+    std::fill(layer.out.begin(), layer.out.end(), -7.0);
+    std::string message;
+    try {
+      layer.forward(Mode::train);
+      FAIL("no exception");
+    } catch (const std::domain_error& error) {
+      message = error.what();
+    }
+    CHECK_THAT(message, Catch::Contains("zero variance and eps = 0") && Catch::Contains("group 0"));
+    CHECK_THAT(message, !Catch::Contains("NaN or Inf"));
+    CHECK(layer.running_var == running);
+    CHECK(layer.batches == 0);
+    for (double v : layer.out) CHECK(v == -7.0);
   }
-  CHECK(layer.running_var == running);
-  for (double v : layer.out) CHECK(v == -7.0);
-}
-
-TEST_CASE("eps = 0, power_transform off and a zero-variance training group: NaN outputs and no error", "[extremes]") {
-  // Without the lambda sums nothing notices that h = 0 * Inf is NaN.
-  Options o = no_noise();
-  o.eps = 0;
-  o.power_transform = false;
-  Harness<double> layer = one_group<double>({4, 4, 4, 4}, o);
-  REQUIRE_NOTHROW(layer.forward(Mode::train));
-  for (double v : layer.out) CHECK(std::isnan(v));
-}
-
-TEST_CASE("eps = 0 and a zero-variance training group is not reported as NaN or Inf input", "[extremes][!mayfail]") {
-  // Wanted: either eps > 0 is required (invalid_argument up front), or the group is
-  // handled (h = 0, output beta) -- not a message that blames the (finite) input.
-  Options o = no_noise();
-  o.eps = 0;
-  Harness<double> layer = one_group<double>({4, 4, 4, 4}, o);
-  std::string message;
-  try {
-    layer.forward(Mode::train);
-  } catch (const std::exception& error) {
-    message = error.what();
-  }
-  CHECK_THAT(message, !Catch::Contains("NaN or Inf"));
 }
 
 // ---- groups of two values --------------------------------------------------------------
@@ -365,26 +350,52 @@ TEST_CASE("Finite input can drive the one-step lambda arbitrarily far from 1, an
   CHECK(overflowed);
 }
 
-TEST_CASE("Training on finite input never writes non-finite running statistics", "[extremes][!mayfail]") {
-  // Wanted (docs/reliability.md): the statistics phase notices that the power overflows
-  // (|et| log1p(max |h|) > log(max T)) and reports a domain_error before anything is
-  // written, as it does for non-finite input. Today the output is +Inf, the spread of y
-  // is Inf - Inf = NaN, and running_norm (and the running lambda) are poisoned.
+TEST_CASE("Training refuses a lambda whose power overflows, before writing anything", "[extremes]") {
+  // At the pole the one-step lambda is about +-1e14. Where the power would overflow
+  // (|et| log1p(max |h|) beyond log(max T / 2M)) training reports a domain_error naming
+  // the group and lambda, and leaves outputs and running statistics as they were; where
+  // it collapses (lambda -> -huge on h > 0) the output is finite and training succeeds.
   Options o = pole_options();
   o.track_running_stats = true;
   const Pole pole = find_pole(pole_options(), 4);
+  int refused = 0;
   for (double t : {pole.t_low, pole.t_high}) {
     Harness<double> layer = one_group<double>({t, t, t, t}, o);
+    const auto running_lambda = layer.running_lambda, running_norm = layer.running_norm;
+    std::fill(layer.out.begin(), layer.out.end(), -7.0);
     try {
       layer.forward(Mode::train);
-    } catch (const std::domain_error&) {
-      continue;  // refused: fine
+    } catch (const std::domain_error& error) {
+      ++refused;
+      INFO(error.what());
+      CHECK_THAT(error.what(), Catch::Contains("overflow") && Catch::Contains("group 0"));
+      CHECK(layer.running_lambda == running_lambda);
+      CHECK(layer.running_norm == running_norm);
+      CHECK(layer.batches == 0);
+      for (double v : layer.out) CHECK(v == -7.0);
+      continue;
     }
     INFO("t = " << t << ": running_lambda " << layer.running_lambda[0] << ", running_norm " << layer.running_norm[0]);
     CHECK(std::isfinite(layer.running_lambda[0]));
     CHECK(std::isfinite(layer.running_norm[0]));
     for (double v : layer.out) CHECK(std::isfinite(v));
   }
+  CHECK(refused == 1);
+}
+
+TEMPLATE_TEST_CASE("The overflow guard does not refuse groups whose transform is finite", "[extremes]", float, double) {
+  // Without standardization, alpha = 3 pushes lambda to about 6.4 on this skewed group:
+  // y = ((1 + x)^lambda - 1) / lambda stays near 1e4, so training must succeed and be finite.
+  using T = TestType;
+  Options o = pole_options();
+  o.alpha = 3;
+  std::vector<double> values;
+  for (int i = 0; i < 64; ++i) values.push_back(std::pow(i / 64.0, 3) * 4 - 0.5);
+  Harness<T> layer = one_group<T>(values, o);
+  REQUIRE_NOTHROW(layer.forward(Mode::train));
+  INFO("lambda " << layer.context.lambda[0]);
+  CHECK(layer.context.lambda[0] > 5);
+  for (T v : layer.out) CHECK(std::isfinite(v));
 }
 
 TEST_CASE("With standardization, alpha = 1 keeps lambda moderate even for extreme shapes of data", "[extremes]") {

@@ -1221,7 +1221,7 @@ TEMPLATE_TEST_CASE("A normalized_shape whose element count overflows int64 is re
   // The options check the module constructor runs first. Only if it rejects the
   // configuration is the constructor called: today it would go on to compute
   // num_affine() = 2^80, a signed overflow (undefined behaviour).
-  const std::string message = message_of<std::invalid_argument>([&] { nn::detail::validate_options(config); });
+  const std::string message = message_of<std::invalid_argument>([&] { nn::detail::raise_if_error(nn::detail::validate_options(config)); });
   INFO("message: " << message);
   REQUIRE_THAT(message, Catch::StartsWith("normnorm: LayerNormalNorm"));
   CHECK_THAT(message, Catch::Contains("normalized_shape"));

@@ -18,6 +18,7 @@
 #include "normnorm/engine/forward.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/transpose.hpp"
+#include "normnorm/status.hpp"
 #include "normnorm/views.hpp"
 
 namespace normnorm {
@@ -64,47 +65,48 @@ inline index_t element_count(const Shape& shape) {
 }
 
 template <class T>
-inline void validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout) {
+inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout) {
   const Options& o = config.options;
   const index_t count = layout.num_elements();
   const index_t bytes = count * static_cast<index_t>(sizeof(T));
-  if (!args.input) fail(config, "input is null");
-  if (!args.output) fail(config, "output is null");
+  if (!args.input) return fail(config, "input is null");
+  if (!args.output) return fail(config, "output is null");
   if (partly_overlap(args.output, bytes, args.input, bytes))
-    fail(config, "output partly overlaps input (only exactly the same buffer is allowed)");
+    return fail(config, "output partly overlaps input (only exactly the same buffer is allowed)");
   const index_t affine_bytes = config.num_affine() * static_cast<index_t>(sizeof(T));
   if (o.affine) {
-    require_buffer(config, args.weight.data, args.weight.size, config.num_affine(), "weight");
-    require_buffer(config, args.bias.data, args.bias.size, config.num_affine(), "bias");
+    NORMNORM_RETURN_IF_ERROR(require_buffer(config, args.weight.data, args.weight.size, config.num_affine(), "weight"));
+    NORMNORM_RETURN_IF_ERROR(require_buffer(config, args.bias.data, args.bias.size, config.num_affine(), "bias"));
     if (any_overlap(args.output, bytes, args.weight.data, affine_bytes) ||
         any_overlap(args.output, bytes, args.bias.data, affine_bytes))
-      fail(config, "output overlaps weight or bias");
+      return fail(config, "output overlaps weight or bias");
   }
   if (config.has_running_stats()) {
     const RunningStats<T>& rs = args.running;
     const index_t c = config.num_running();
     for (auto [pointer, name] : {std::pair<T*, const char*>{rs.mean, "running_mean"}, {rs.var, "running_var"},
                                  {rs.lambda, "running_lambda"}, {rs.norm, "running_norm"}}) {
-      require_buffer(config, pointer, rs.size, c, name);
+      NORMNORM_RETURN_IF_ERROR(require_buffer(config, pointer, rs.size, c, name));
       if (any_overlap(args.output, bytes, pointer, c * static_cast<index_t>(sizeof(T))))
-        fail(config, std::string("output overlaps ") + name);
+        return fail(config, std::string("output overlaps ") + name);
     }
     if (!o.momentum && !rs.num_batches_tracked)
-      fail(config, "num_batches_tracked is null, but momentum is none (cumulative average needs the count)");
+      return fail(config, "num_batches_tracked is null, but momentum is none (cumulative average needs the count)");
   }
   if (mode == Mode::train) {
     if (is_batch_form(config.form) && layout.group_size() < 2)
-      fail(config, "training needs more than one value per channel, got input " + args.shape.to_string());
+      return fail(config, "training needs more than one value per channel, got input " + args.shape.to_string());
     if (o.power_transform && o.noise_train > 0) {
       if (args.noise.kind == NoiseKind::none)
-        fail(config, "training with noise_train > 0 needs a noise source (NoiseSource::philox or ::external), "
+        return fail(config, "training with noise_train > 0 needs a noise source (NoiseSource::philox or ::external), "
                      "or set noise_train = 0");
       if (args.noise.kind == NoiseKind::external) {
-        if (!args.noise.normals) fail(config, "external noise is null");
-        if (any_overlap(args.output, bytes, args.noise.normals, bytes)) fail(config, "output overlaps the external noise");
+        if (!args.noise.normals) return fail(config, "external noise is null");
+        if (any_overlap(args.output, bytes, args.noise.normals, bytes)) return fail(config, "output overlaps the external noise");
       }
     }
   }
+  return {};
 }
 
 template <class T>
@@ -133,20 +135,21 @@ struct EnginePlan {
   bool noise_keyed_in_engine_order = true;  // the copy's flat index is the logical (N, C, ...) index
 };
 
-inline EnginePlan plan_engine(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map) {
-  EnginePlan plan;
-  plan.layout = config.layout_for(shape);
+inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map,
+                          EnginePlan& plan) {
+  plan = EnginePlan{};
+  NORMNORM_RETURN_IF_ERROR(config.check_layout(shape, plan.layout));
   const Layout logical = plan.layout;  // a copy: plan.layout changes below
   if (format == MemoryFormat::channels_last) {
     if (config.form != Form::batch_2d && config.form != Form::instance_2d && config.form != Form::group)
-      fail(config, "channels_last needs a batch 2d, instance or group layer");
-    if (shape.rank() < 3) fail(config, "channels_last needs an input of rank 3 or more, got " + shape.to_string());
+      return fail(config, "channels_last needs a batch 2d, instance or group layer");
+    if (shape.rank() < 3) return fail(config, "channels_last needs an input of rank 3 or more, got " + shape.to_string());
     if (fixed_map) {  // rows of C values, each lane its own channel
       plan.layout = Layout{logical.outer * logical.inner, logical.channels, 1, 1, true};
-      return plan;
+      return {};
     }
     plan.transposition = {logical.outer, logical.inner, logical.channels};
-    return plan;
+    return {};
   }
   if (config.form == Form::batch_1d && logical.channels > 1 && !fixed_map) {
     // Groups are columns: run them as (1, C, N) rows.
@@ -154,7 +157,7 @@ inline EnginePlan plan_engine(const LayerConfig& config, const Shape& shape, Mem
     plan.transposition = {1, logical.outer, logical.channels};
     plan.noise_keyed_in_engine_order = false;
   }
-  return plan;
+  return {};
 }
 
 // The noise the engine should use on a transposed copy, in `buffer` when it has to be materialized.
@@ -176,16 +179,19 @@ inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>&
 
 }  // namespace detail
 
+// forward without exceptions: a failed Status says why nothing was written.
 template <class T>
-inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
-                    const Execution& execution = {}) {
+inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
+                          const Execution& execution = {}) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
-  detail::validate_options(config);
-  detail::validate_shape<T>(config, args.shape);
-  const Layout layout = config.layout_for(args.shape);
-  detail::validate_forward(config, mode, args, layout);
+  NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  Layout layout;
+  NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
-  const detail::EnginePlan plan = detail::plan_engine(config, args.shape, args.memory_format, fixed_map);
+  detail::EnginePlan plan;
+  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
   auto request = detail::forward_request(config, mode, args, plan.layout);
   request.device = execution.device;
   const engine::Transposition& t = plan.transposition;
@@ -200,10 +206,8 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
     if (noisy)
       request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), execution.device);
   }
-  if (execution.simd)
-    engine::forward<T, true>(request, context);
-  else
-    engine::forward<T, false>(request, context);
+  NORMNORM_RETURN_IF_ERROR(execution.simd ? engine::forward<T, true>(request, context)
+                                           : engine::forward<T, false>(request, context));
   if (t.active()) engine::transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
   context.shape = args.shape;
   context.memory_format = args.memory_format;
@@ -212,44 +216,56 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
     context.noise_seed = args.noise.seed;
     context.noise_call = args.noise.call;
   }
+  return {};
 }
 
+// Writes args.output and fills context (training: also the running statistics);
+// throws std::invalid_argument or std::domain_error, having written nothing.
 template <class T>
-inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
-                     const Execution& execution = {}) {
+inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
+                    const Execution& execution = {}) {
+  detail::raise_if_error(try_forward(config, mode, args, context, execution));
+}
+
+// backward without exceptions: a failed Status says why nothing was written.
+template <class T>
+inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
+                           const Execution& execution = {}) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
-  detail::validate_options(config);
-  detail::validate_shape<T>(config, args.shape);
-  const Layout layout = config.layout_for(args.shape);
-  if (!context.valid) detail::fail(config, "backward needs the saved context of a successful forward");
+  NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  Layout layout;
+  NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
+  if (!context.valid) return detail::fail(config, "backward needs the saved context of a successful forward");
   if (context.shape != args.shape)
-    detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's " + context.shape.to_string());
-  if (context.memory_format != args.memory_format) detail::fail(config, "memory_format differs from the forward's");
-  if (!args.input) detail::fail(config, "input is null");
-  if (!args.grad_output) detail::fail(config, "grad_output is null");
+    return detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's " + context.shape.to_string());
+  if (context.memory_format != args.memory_format) return detail::fail(config, "memory_format differs from the forward's");
+  if (!args.input) return detail::fail(config, "input is null");
+  if (!args.grad_output) return detail::fail(config, "grad_output is null");
   const index_t bytes = layout.num_elements() * static_cast<index_t>(sizeof(T));
   const index_t affine_bytes = config.num_affine() * static_cast<index_t>(sizeof(T));
   if (detail::partly_overlap(args.grad_input, bytes, args.input, bytes) ||
       detail::partly_overlap(args.grad_input, bytes, args.grad_output, bytes))
-    detail::fail(config, "grad_input partly overlaps input or grad_output (only exactly the same buffer is allowed)");
+    return detail::fail(config, "grad_input partly overlaps input or grad_output (only exactly the same buffer is allowed)");
   if (config.options.affine) {
-    detail::require_buffer(config, args.weight.data, args.weight.size, config.num_affine(), "weight");
+    NORMNORM_RETURN_IF_ERROR(detail::require_buffer(config, args.weight.data, args.weight.size, config.num_affine(), "weight"));
     if (detail::any_overlap(args.grad_input, bytes, args.weight.data, affine_bytes))
-      detail::fail(config, "grad_input overlaps weight");
+      return detail::fail(config, "grad_input overlaps weight");
     if (detail::any_overlap(args.grad_weight, affine_bytes, args.grad_bias, affine_bytes))
-      detail::fail(config, "grad_weight overlaps grad_bias");
+      return detail::fail(config, "grad_weight overlaps grad_bias");
     for (T* out : {args.grad_weight, args.grad_bias})
       if (detail::any_overlap(out, affine_bytes, args.input, bytes) || detail::any_overlap(out, affine_bytes, args.grad_output, bytes) ||
           detail::any_overlap(out, affine_bytes, args.grad_input, bytes) || detail::any_overlap(out, affine_bytes, args.weight.data, affine_bytes) ||
           detail::any_overlap(out, affine_bytes, args.external_noise, bytes))
-        detail::fail(config, "grad_weight / grad_bias overlap another argument");
+        return detail::fail(config, "grad_weight / grad_bias overlap another argument");
   }
   if (detail::any_overlap(args.grad_input, bytes, args.external_noise, bytes))
-    detail::fail(config, "grad_input overlaps external_noise");
+    return detail::fail(config, "grad_input overlaps external_noise");
   if (context.noise_kind == NoiseKind::external && !args.external_noise && (args.grad_weight && config.options.affine))
-    detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
+    return detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
 
-  const detail::EnginePlan plan = detail::plan_engine(config, args.shape, args.memory_format, false);
+  detail::EnginePlan plan;
+  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
   engine::BackwardRequest<T> rq;
   rq.layout = plan.layout;
   rq.options = config.options;
@@ -294,6 +310,15 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
   if (t.active() && args.grad_input)
     engine::transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,
                       execution.device);
+  return {};
+}
+
+// Writes grad_input, grad_weight and grad_bias (each when not null); throws
+// std::invalid_argument, having written nothing, on a bad argument.
+template <class T>
+inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
+                     const Execution& execution = {}) {
+  detail::raise_if_error(try_backward(config, args, context, execution));
 }
 
 }  // namespace normnorm

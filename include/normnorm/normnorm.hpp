@@ -3,6 +3,7 @@
 
 #include "normnorm/version.hpp"
 #include "normnorm/config.hpp"
+#include "normnorm/status.hpp"
 #include "normnorm/options.hpp"
 #include "normnorm/shape.hpp"
 #include "normnorm/views.hpp"

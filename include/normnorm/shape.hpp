@@ -8,6 +8,7 @@
 #include <string>
 
 #include "normnorm/config.hpp"
+#include "normnorm/status.hpp"
 
 namespace normnorm {
 
@@ -18,13 +19,13 @@ class Shape {
   Shape() = default;
   Shape(std::initializer_list<index_t> dims) {
     if (dims.size() > static_cast<std::size_t>(max_rank))
-      throw std::invalid_argument("normnorm: Shape supports at most 8 dimensions");
+      detail::raise(Status::invalid_argument("normnorm: Shape supports at most 8 dimensions"));
     for (index_t d : dims) dims_[rank_++] = d;
   }
   template <class Int>
   Shape(const Int* dims, int rank) {
     if (rank < 0 || rank > max_rank)
-      throw std::invalid_argument("normnorm: Shape rank must be in [0, 8], got " + std::to_string(rank));
+      detail::raise(Status::invalid_argument("normnorm: Shape rank must be in [0, 8], got " + std::to_string(rank)));
     for (int i = 0; i < rank; ++i) dims_[rank_++] = static_cast<index_t>(dims[i]);
   }
 

@@ -1,8 +1,9 @@
 #pragma once
 // Checks every public entry point runs before it writes anything. Each failure
-// is an exception whose message names the layer, the argument and what was
-// expected: std::invalid_argument for shapes, sizes, buffers and options,
-// std::domain_error for data the math cannot take (non-finite training input).
+// is a Status whose message names the layer, the argument and what was expected:
+// invalid_argument for shapes, sizes, buffers and options, domain_error for data
+// the math cannot take (non-finite training input). The throwing entry points
+// raise it as std::invalid_argument / std::domain_error.
 
 #include <cmath>
 #include <cstdint>
@@ -12,62 +13,67 @@
 #include <string>
 
 #include "normnorm/layers/config.hpp"
+#include "normnorm/status.hpp"
 
 namespace normnorm::detail {
 
-[[noreturn]] inline void fail(const LayerConfig& config, const std::string& what) {
-  throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": " + what);
+inline Status fail(const LayerConfig& config, const std::string& what) {
+  return Status::invalid_argument(std::string("normnorm: ") + config.name() + ": " + what);
 }
 
-inline void validate_options(const LayerConfig& config) {
+inline Status validate_options(const LayerConfig& config) {
   const Options& o = config.options;
-  auto finite_non_negative = [&](double value, const char* name) {
+  auto finite_non_negative = [&](double value, const char* name) -> Status {
     if (!std::isfinite(value) || value < 0)
-      fail(config, std::string(name) + " must be finite and >= 0, got " + std::to_string(value));
+      return fail(config, std::string(name) + " must be finite and >= 0, got " + std::to_string(value));
+    return {};
   };
-  finite_non_negative(o.eps, "eps");
-  finite_non_negative(o.noise_train, "noise_train");
-  finite_non_negative(o.alpha, "alpha");
+  NORMNORM_RETURN_IF_ERROR(finite_non_negative(o.eps, "eps"));
+  NORMNORM_RETURN_IF_ERROR(finite_non_negative(o.noise_train, "noise_train"));
+  NORMNORM_RETURN_IF_ERROR(finite_non_negative(o.alpha, "alpha"));
   if (o.momentum && !(*o.momentum >= 0.0 && *o.momentum <= 1.0))
-    fail(config, "momentum must be in [0, 1] (or none for the cumulative average), got " + std::to_string(*o.momentum));
-  if (o.order != 1 && o.order != 2) fail(config, "order must be 1 or 2, got " + std::to_string(o.order));
+    return fail(config, "momentum must be in [0, 1] (or none for the cumulative average), got " + std::to_string(*o.momentum));
+  if (o.order != 1 && o.order != 2) return fail(config, "order must be 1 or 2, got " + std::to_string(o.order));
   if (config.form == Form::layer) {
-    if (config.normalized_shape.rank() == 0) fail(config, "normalized_shape must have at least one axis");
+    if (config.normalized_shape.rank() == 0) return fail(config, "normalized_shape must have at least one axis");
     index_t count = 1;
     for (index_t d : config.normalized_shape) {
-      if (d <= 0) fail(config, "normalized_shape must be positive, got " + config.normalized_shape.to_string());
+      if (d <= 0) return fail(config, "normalized_shape must be positive, got " + config.normalized_shape.to_string());
       if (count > std::numeric_limits<index_t>::max() / 8 / d)
-        fail(config, "normalized_shape " + config.normalized_shape.to_string() + " has too many elements");
+        return fail(config, "normalized_shape " + config.normalized_shape.to_string() + " has too many elements");
       count *= d;
     }
   } else {
-    if (config.num_features <= 0) fail(config, "num_features must be positive, got " + std::to_string(config.num_features));
+    if (config.num_features <= 0) return fail(config, "num_features must be positive, got " + std::to_string(config.num_features));
   }
   if (config.form == Form::group) {
-    if (config.num_groups <= 0) fail(config, "num_groups must be positive, got " + std::to_string(config.num_groups));
+    if (config.num_groups <= 0) return fail(config, "num_groups must be positive, got " + std::to_string(config.num_groups));
     if (config.num_features % config.num_groups != 0)
-      fail(config, "num_channels (" + std::to_string(config.num_features) + ") must be divisible by num_groups (" +
+      return fail(config, "num_channels (" + std::to_string(config.num_features) + ") must be divisible by num_groups (" +
                        std::to_string(config.num_groups) + ")");
   }
+  return {};
 }
 
 // Positive dimensions whose product fits in index_t (and in bytes of T).
 template <class T>
-inline void validate_shape(const LayerConfig& config, const Shape& shape) {
+inline Status validate_shape(const LayerConfig& config, const Shape& shape) {
   index_t count = 1;
   const index_t limit = std::numeric_limits<index_t>::max() / static_cast<index_t>(sizeof(T));
   for (index_t d : shape) {
-    if (d <= 0) fail(config, "every input dimension must be positive, got " + shape.to_string());
-    if (count > limit / d) fail(config, "input shape " + shape.to_string() + " has too many elements");
+    if (d <= 0) return fail(config, "every input dimension must be positive, got " + shape.to_string());
+    if (count > limit / d) return fail(config, "input shape " + shape.to_string() + " has too many elements");
     count *= d;
   }
+  return {};
 }
 
 template <class T>
-inline void require_buffer(const LayerConfig& config, const T* pointer, index_t size, index_t expected, const char* name) {
-  if (pointer == nullptr) fail(config, std::string(name) + " is null");
+inline Status require_buffer(const LayerConfig& config, const T* pointer, index_t size, index_t expected, const char* name) {
+  if (pointer == nullptr) return fail(config, std::string(name) + " is null");
   if (size != expected)
-    fail(config, std::string(name) + " must hold " + std::to_string(expected) + " values, got " + std::to_string(size));
+    return fail(config, std::string(name) + " must hold " + std::to_string(expected) + " values, got " + std::to_string(size));
+  return {};
 }
 
 // Two buffers that share some bytes without being the same buffer.

@@ -68,8 +68,8 @@ struct Forward {
   void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
                   const RunningStats<T>& running, const NoiseSource<T>& noise, SavedContext<T>& context) const {
     if (shape_of(input) != shape_of(output))
-      throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
-                                  shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string());
+      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
+                                  shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string()));
     ForwardArgs<T> args;
     args.input = input.data();
     args.shape = logical_shape(shape_of(input), memory_format);
@@ -93,8 +93,8 @@ struct AffineGradMaps {
   AffineGradMaps(VectorMap<T> gw, VectorMap<T> gb)
       : grad_weight(gw.data()), grad_bias(gb.data()), size(static_cast<index_t>(gw.size())) {
     if (gb.size() != gw.size())
-      throw std::invalid_argument("normnorm: AffineGradMaps: grad_weight (" + std::to_string(gw.size()) +
-                                  " values) and grad_bias (" + std::to_string(gb.size()) + " values) must have the same length");
+      detail::raise(Status::invalid_argument("normnorm: AffineGradMaps: grad_weight (" + std::to_string(gw.size()) +
+                                  " values) and grad_bias (" + std::to_string(gb.size()) + " values) must have the same length"));
   }
 };
 
@@ -109,12 +109,12 @@ struct Backward {
                   TensorMap<T, Rank> grad_input, const AffineGradMaps<T>& grads, SavedContext<T>& context,
                   const T* external_noise = nullptr) const {
     if (shape_of(input) != shape_of(grad_output) || shape_of(input) != shape_of(grad_input))
-      throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": input " + shape_of(input).to_string() +
+      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config.name() + ": input " + shape_of(input).to_string() +
                                   ", grad_output " + shape_of(grad_output).to_string() + " and grad_input " +
-                                  shape_of(grad_input).to_string() + " must have the same shape");
+                                  shape_of(grad_input).to_string() + " must have the same shape"));
     if (config.options.affine && grads.size != config.num_affine() && (grads.grad_weight || grads.grad_bias))
-      throw std::invalid_argument(std::string("normnorm: ") + config.name() + ": grad_weight must hold " +
-                                  std::to_string(config.num_affine()) + " values, got " + std::to_string(grads.size));
+      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config.name() + ": grad_weight must hold " +
+                                  std::to_string(config.num_affine()) + " values, got " + std::to_string(grads.size)));
     BackwardArgs<T> args;
     args.input = input.data();
     args.shape = logical_shape(shape_of(input), memory_format);

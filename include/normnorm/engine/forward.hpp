@@ -12,6 +12,7 @@
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
+#include "normnorm/status.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
@@ -125,8 +126,10 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
 
 }  // namespace detail
 
+// Fails (domain_error, before any write) on a training group that is not finite,
+// cannot be standardized, or whose power transform would overflow T.
 template <class T, bool Simd>
-inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
+inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   const Layout& layout = rq.layout;
   const Options& options = rq.options;
   const bool training = rq.mode == Mode::train;
@@ -151,15 +154,21 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     evaluate_with_running_stats<T, Simd>(layout, options, rq.x, rq.weight, rq.bias, rq.running, rq.out, ctx, rq.device);
     for (index_t g = 0; g < groups; ++g) ctx.noise_scale[g] = 0.0;
     ctx.valid = true;
-    return;
+    return {};
   }
 
   // Phase 1: statistics of every group, before any write.
+  // group_finite: 1 usable, 0 non-finite, 2 zero variance with eps = 0, 3 the power overflows.
   std::vector<char>& finite = ctx.group_finite;
   finite.assign(static_cast<std::size_t>(groups), 1);
+  const double group_size = static_cast<double>(layout.group_size());
   parallel_for(rq.device, groups, group_bytes, group_cycles, [&](index_t g) {
     const GroupStatistics stats = detail::statistics_for<T, Simd>(rq, use_running, g);
-    finite[static_cast<std::size_t>(g)] = stats.finite;
+    char verdict = 1;
+    if (stats.zero_scale) verdict = 2;
+    else if (!stats.finite) verdict = 0;
+    else if (options.power_transform && !use_running && transform_overflows<T>(stats, options.eps, group_size)) verdict = 3;
+    finite[static_cast<std::size_t>(g)] = verdict;
     ctx.mean[g] = stats.mean;
     ctx.var[g] = stats.var;
     ctx.rstd[g] = stats.rstd;
@@ -171,10 +180,18 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     ctx.noise_scale[g] = 0.0;
   });
   if (training)
-    for (index_t g = 0; g < groups; ++g)
-      if (!finite[static_cast<std::size_t>(g)])
-        throw std::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +
-                                " contains NaN or Inf (or overflows its sums); outputs and running statistics were left unchanged");
+    for (index_t g = 0; g < groups; ++g) {
+      const char verdict = finite[static_cast<std::size_t>(g)];
+      if (verdict == 1) continue;
+      std::string why;
+      if (verdict == 0) why = " contains NaN or Inf (or overflows its sums)";
+      if (verdict == 2) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";
+      if (verdict == 3)
+        why = ": its lambda " + std::to_string(ctx.lambda[g]) + " makes the power transform overflow (" +
+              (sizeof(T) == 4 ? "float" : "double") + ")";
+      return Status::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +
+                                  why + "; outputs and running statistics were left unchanged");
+    }
 
   // Nothing below can fail.
   double factor = 0.0;
@@ -189,6 +206,7 @@ inline void forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     detail::write_group<T, Simd>(rq, ctx, g, need_spread, noisy, update_running, factor);
   });
   ctx.valid = true;
+  return {};
 }
 
 }  // namespace normnorm::engine

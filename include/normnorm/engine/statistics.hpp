@@ -2,7 +2,10 @@
 // Per-group statistics of a forward: mean, variance, and the one-step lambda.
 // Reads only, so a training call can check every group before it writes.
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
@@ -15,8 +18,26 @@ namespace normnorm::engine {
 struct GroupStatistics {
   double mean = 0, var = 1, rstd = 1;
   double lambda = 1, mean_hd = 0, mean_d = 0, g1 = 0, g2 = 0;
+  double max_h = 0, max_minus_h = 0;  // largest h >= 0 and largest -h over h < 0 (0 when none)
   bool finite = true;
+  bool zero_scale = false;  // var + eps == 0: the group cannot be standardized
 };
+
+// Whether y = s expm1(et L) / et on either side of the group, or a sum of M such
+// values (the spread), would leave T's range: log y ~ et L - log et must stay
+// below log(max T / (2 M)). A non-finite lambda counts as overflowing.
+template <class T>
+inline bool transform_overflows(const GroupStatistics& stats, double eps, double group_size) {
+  if (!std::isfinite(stats.lambda)) return true;
+  const double limit = std::log(static_cast<double>(std::numeric_limits<T>::max()) / (2.0 * group_size));
+  const double sqrt_eps = std::sqrt(eps);
+  auto side_overflows = [&](double eta, double largest) {
+    const double exponent = eta + (eta >= 0 ? sqrt_eps : -sqrt_eps);
+    const double t = exponent * std::log1p(largest);
+    return exponent > 0 && t > 1 && t - std::log(exponent) > limit;
+  };
+  return side_overflows(stats.lambda, stats.max_h) || side_overflows(2.0 - stats.lambda, stats.max_minus_h);
+}
 
 // Lambda from the group means of the per-element terms (docs/math.md):
 //   A = mean(h d), S = mean(s L), g1 = A - S,
@@ -63,14 +84,26 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
     stats.var = squares[0] / group_size;
     stats.rstd = 1.0 / std::sqrt(stats.var + options.eps);
     stats.finite = stats.finite && std::isfinite(stats.var);
+    stats.zero_scale = stats.var + options.eps == 0.0;
   }
 
   if (options.power_transform) {
     const T mean = T(stats.mean), rstd = T(stats.rstd);
+    // The extremes of h on each side, for transform_overflows(), ride along in the same pass.
+    using Wide = std::conditional_t<Simd, xsimd::batch<T>, T>;
+    Wide wide_max_h(T(0)), wide_max_minus_h(T(0));
+    T tail_max_h(0), tail_max_minus_h(0);
     const auto sums = reduce_group<T, Simd, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
       using V = decltype(zero);
       const V value = load<V>(x + p);
       const V h = (value - V(mean)) * V(rstd);
+      if constexpr (std::is_same_v<V, T>) {
+        tail_max_h = std::max(tail_max_h, h);
+        tail_max_minus_h = std::max(tail_max_minus_h, -h);
+      } else {
+        wide_max_h = xsimd::max(wide_max_h, h);
+        wide_max_minus_h = xsimd::max(wide_max_minus_h, -h);
+      }
       const auto terms = math::lambda_terms<V, T>(h);
       acc.add(0, terms.hd);
       acc.add(1, terms.sL);
@@ -79,6 +112,8 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
       acc.add(4, terms.he);
     });
     estimate_lambda(options, sums[0], sums[1], sums[2], sums[3], sums[4], group_size, stats);
+    stats.max_h = static_cast<double>(std::max(math::lane_max(wide_max_h), tail_max_h));
+    stats.max_minus_h = static_cast<double>(std::max(math::lane_max(wide_max_minus_h), tail_max_minus_h));
     // Non-finite input shows up in these sums even when standardize is off.
     for (double s : sums) stats.finite = stats.finite && std::isfinite(s);
   }

@@ -18,6 +18,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -28,6 +30,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "normnorm/config.hpp"
 
 namespace normnorm::io {
 
@@ -53,7 +57,12 @@ inline constexpr std::size_t kNpyMaxDims = 64;
 inline constexpr std::size_t kNpyHeaderAlignment = 64;
 
 [[noreturn]] inline void npy_fail(const std::string& name, const std::string& problem) {
+#if NORMNORM_EXCEPTIONS
     throw std::runtime_error("normnorm::io: npy '" + name + "': " + problem);
+#else
+    std::fprintf(stderr, "normnorm::io: npy '%s': %s\n", name.c_str(), problem.c_str());
+    std::abort();
+#endif
 }
 
 inline bool host_is_little_endian() noexcept {

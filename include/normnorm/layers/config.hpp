@@ -9,6 +9,7 @@
 #include "normnorm/layout.hpp"
 #include "normnorm/options.hpp"
 #include "normnorm/shape.hpp"
+#include "normnorm/status.hpp"
 
 namespace normnorm {
 
@@ -52,24 +53,34 @@ struct LayerConfig {
   // The engine's layout for an input of `shape`; throws std::invalid_argument
   // naming the expected and actual shapes when they do not fit this layer.
   Layout layout_for(const Shape& shape) const {
+    Layout layout;
+    detail::raise_if_error(check_layout(shape, layout));
+    return layout;
+  }
+
+  // layout_for without exceptions: the layout in `layout`, or why there is none.
+  Status check_layout(const Shape& shape, Layout& layout) const {
     // Messages are built only on failure: this runs on every call, including
     // the allocation-free inference path.
     switch (form) {
       case Form::batch_1d:
-        if (shape.rank() != 2) reject("expected 2-D input (N, " + std::to_string(num_features) + ")", shape);
-        require_channels(shape);
-        return Layout{shape[0], shape[1], 1, 1, true};
+        if (shape.rank() != 2) return reject("expected 2-D input (N, " + std::to_string(num_features) + ")", shape);
+        if (shape[1] != num_features) return reject_channels(shape);
+        layout = Layout{shape[0], shape[1], 1, 1, true};
+        return {};
       case Form::batch_2d:
       case Form::instance_2d:
-        if (shape.rank() != 4) reject("expected 4-D input (N, " + std::to_string(num_features) + ", H, W)", shape);
-        require_channels(shape);
-        return Layout{shape[0], shape[1], shape[2] * shape[3], 1, form == Form::batch_2d};
+        if (shape.rank() != 4) return reject("expected 4-D input (N, " + std::to_string(num_features) + ", H, W)", shape);
+        if (shape[1] != num_features) return reject_channels(shape);
+        layout = Layout{shape[0], shape[1], shape[2] * shape[3], 1, form == Form::batch_2d};
+        return {};
       case Form::group: {
-        if (shape.rank() < 2) reject("expected input (N, " + std::to_string(num_features) + ", ...)", shape);
-        require_channels(shape);
+        if (shape.rank() < 2) return reject("expected input (N, " + std::to_string(num_features) + ", ...)", shape);
+        if (shape[1] != num_features) return reject_channels(shape);
         index_t inner = 1;
         for (int axis = 2; axis < shape.rank(); ++axis) inner *= shape[axis];
-        return Layout{shape[0], shape[1], inner, num_features / num_groups, false};
+        layout = Layout{shape[0], shape[1], inner, num_features / num_groups, false};
+        return {};
       }
       case Form::layer: {
         const int k = normalized_shape.rank();
@@ -78,15 +89,17 @@ struct LayerConfig {
         if (!fits) {
           std::string trailing;
           for (index_t d : normalized_shape) trailing += ", " + std::to_string(d);
-          reject("expected input (..." + trailing + ") ending in normalized_shape", shape);
+          return reject("expected input (..." + trailing + ") ending in normalized_shape", shape);
         }
         index_t outer = 1;
         for (int axis = 0; axis < shape.rank() - k; ++axis) outer *= shape[axis];
         const index_t row = num_affine();
-        return Layout{outer, row, 1, row, false};
+        layout = Layout{outer, row, 1, row, false};
+        return {};
       }
     }
-    return Layout{};
+    layout = Layout{};
+        return {};
   }
 
  private:
@@ -99,11 +112,11 @@ struct LayerConfig {
     config.options = options;
     return config;
   }
-  [[noreturn]] void reject(const std::string& expected, const Shape& shape) const {
-    throw std::invalid_argument(std::string("normnorm: ") + name() + ": " + expected + ", got " + shape.to_string());
+  Status reject(const std::string& expected, const Shape& shape) const {
+    return Status::invalid_argument(std::string("normnorm: ") + name() + ": " + expected + ", got " + shape.to_string());
   }
-  void require_channels(const Shape& shape) const {
-    if (shape[1] != num_features) reject("expected " + std::to_string(num_features) + " channels on axis 1", shape);
+  Status reject_channels(const Shape& shape) const {
+    return reject("expected " + std::to_string(num_features) + " channels on axis 1", shape);
   }
 };
 

@@ -17,7 +17,7 @@ template <class T>
 class NormalNormModule {
  public:
   explicit NormalNormModule(LayerConfig config, std::uint64_t seed = 0) : config_(std::move(config)), seed_(seed) {
-    detail::validate_options(config_);
+    detail::raise_if_error(detail::validate_options(config_));
     const auto affine = static_cast<std::size_t>(config_.num_affine());
     if (config_.options.affine) {
       weight_.assign(affine, T(1));
@@ -86,8 +86,8 @@ class NormalNormModule {
   Eigen::Tensor<T, Rank, Eigen::RowMajor> backward(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& input,
                                                    const Eigen::Tensor<T, Rank, Eigen::RowMajor>& grad_output) {
     if (shape_of(input) != shape_of(grad_output))
-      throw std::invalid_argument(std::string("normnorm: ") + config_.name() + ": grad_output shape " +
-                                  shape_of(grad_output).to_string() + " differs from input shape " + shape_of(input).to_string());
+      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config_.name() + ": grad_output shape " +
+                                  shape_of(grad_output).to_string() + " differs from input shape " + shape_of(input).to_string()));
     Eigen::Tensor<T, Rank, Eigen::RowMajor> grad_input(input.dimensions());
     backward(input.data(), shape_of(input), grad_output.data(), grad_input.data());
     return grad_input;

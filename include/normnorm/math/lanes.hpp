@@ -64,6 +64,20 @@ template <class V> inline double lane_sum(const V& v) {
   else return static_cast<double>(xsimd::hadd(v));
 }
 
+// Horizontal maximum (xsimd 8.1 has none).
+template <class V> inline typename lane_traits<V>::scalar lane_max(const V& v) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return v;
+  } else {
+    using T = typename lane_traits<V>::scalar;
+    alignas(64) T lanes[V::size];
+    v.store_aligned(lanes);
+    T largest = lanes[0];
+    for (std::size_t i = 1; i < V::size; ++i) largest = lanes[i] > largest ? lanes[i] : largest;
+    return largest;
+  }
+}
+
 // Runs kernel(V{}, i) over [0, n): SIMD batches first, then the scalar tail.
 // With Simd = false every element takes the scalar path (the reference path the
 // SIMD one is tested against).

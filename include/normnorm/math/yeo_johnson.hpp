@@ -54,10 +54,10 @@ template <class V, class T>
 inline V power_transform(const V& h, const PowerTransform<T>& pt) {
   if (pt.identity) return h;
   const auto nonneg = h >= V(T(0));
-  const V L = log1p(abs(h));
+  const V L = math::log1p(math::abs(h));
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
   const V inv_et = where(nonneg, V(pt.nonneg.inv_exponent), V(pt.neg.inv_exponent));
-  V magnitude = expm1(et * L) * inv_et;
+  V magnitude = math::expm1(et * L) * inv_et;
   if (pt.any_log()) {
     const V log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log)));
     magnitude = where(log_side != V(T(0)), L, magnitude);
@@ -88,7 +88,7 @@ inline V exponent_derivative(const V& t, const V& L, const V& em1, const V& inv_
   series = series * t + V(T(2.0 / 6.0));
   series = series * t + V(T(0.5));
   series = series * L * L;
-  return where(abs(t) < V(T(0.05)), series, direct);
+  return where(math::abs(t) < V(T(0.05)), series, direct);
 }
 
 // What every per-element formula of h starts from; computed once per element.
@@ -100,8 +100,8 @@ struct Magnitude {
 template <class V>
 inline Magnitude<V> magnitude_of(const V& h) {
   using T = typename lane_traits<V>::scalar;
-  const V a = abs(h);
-  return {h, a, log1p(a), V(T(1)) / (V(T(1)) + a)};
+  const V a = math::abs(h);
+  return {h, a, math::log1p(a), V(T(1)) / (V(T(1)) + a)};
 }
 
 template <class V, class T>
@@ -111,11 +111,11 @@ inline TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
   const V inv_et = where(nonneg, V(pt.nonneg.inv_exponent), V(pt.neg.inv_exponent));
   const V t = et * m.L;
-  const V em1 = expm1(t);
+  const V em1 = math::expm1(t);
   V magnitude = em1 * inv_et;
   // (1 + a)^(et - 1) = exp(t) / (1 + a), from exp itself: expm1(t) + 1 has no correct
   // digits left once t is strongly negative (below about -16 in float).
-  V psi_h = exp(t) * m.inv_1pa;
+  V psi_h = math::exp(t) * m.inv_1pa;
   V psi_l = exponent_derivative<V, T>(t, m.L, em1, inv_et);
   if (pt.any_log()) {
     const auto log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log))) != V(T(0));
@@ -141,8 +141,8 @@ struct LambdaTerms {
 template <class V, class T>
 inline LambdaTerms<V> lambda_terms(const V& h) {
   const auto nonneg = h >= V(T(0));
-  const V a = abs(h);
-  const V L = log1p(a);
+  const V a = math::abs(h);
+  const V L = math::log1p(a);
   const V one_plus_a = V(T(1)) + a;
   const V d = one_plus_a * L - a;
   return {h * d, where(nonneg, L, -L), d, d * d, a * (one_plus_a * L * L - V(T(2)) * d)};

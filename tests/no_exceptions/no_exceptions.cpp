@@ -1,0 +1,100 @@
+// Built with -fno-exceptions: normnorm's headers compile without exceptions, and
+// try_forward / try_backward report every kind of error as a Status, writing
+// nothing. (Catch2 needs exceptions, so this is a plain program: exit code 0 = pass.)
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include <normnorm/normnorm.hpp>
+
+#if NORMNORM_EXCEPTIONS
+#error "this test must be compiled with -fno-exceptions"
+#endif
+
+namespace nn = normnorm;
+
+static int failures = 0;
+
+static void expect(bool condition, const char* what) {
+  if (!condition) {
+    std::printf("FAIL: %s\n", what);
+    ++failures;
+  }
+}
+
+static void expect_error(const nn::Status& status, nn::ErrorKind kind, const char* needle, const char* what) {
+  expect(!status.ok(), what);
+  expect(status.kind() == kind, what);
+  expect(std::strstr(status.message().c_str(), needle) != nullptr, what);
+  std::printf("%-44s -> %s\n", what, status.message().c_str());
+}
+
+int main() {
+  const nn::index_t n = 8, c = 3;
+  nn::Options options = nn::default_options(nn::Form::batch_1d);
+  options.noise_train = 0;
+  const nn::LayerConfig config = nn::LayerConfig::batch_normal_norm_1d(c, options);
+  std::vector<float> x(n * c), out(n * c, -1.0f), weight(c, 1.0f), bias(c, 0.0f);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.7f * float(i)) + 0.1f * float(i % 5);
+  std::vector<float> running_mean(c, 0.0f), running_var(c, 1.0f), running_lambda(c, 1.0f), running_norm(c, 1.0f);
+  std::int64_t batches = 0;
+
+  nn::ForwardArgs<float> args;
+  args.input = x.data();
+  args.shape = nn::Shape{n, c};
+  args.output = out.data();
+  args.weight = {weight.data(), c};
+  args.bias = {bias.data(), c};
+  args.running = nn::RunningStats<float>{running_mean.data(), running_var.data(), running_lambda.data(),
+                                         running_norm.data(), &batches, c};
+  nn::SavedContext<float> context;
+
+  // invalid_argument: a wrong shape; nothing written.
+  nn::ForwardArgs<float> wrong = args;
+  wrong.shape = nn::Shape{n, c + 1};
+  expect_error(nn::try_forward(config, nn::Mode::train, wrong, context), nn::ErrorKind::invalid_argument,
+               "channels", "wrong channel count");
+  expect(out[0] == -1.0f && batches == 0, "nothing written after a shape error");
+
+  // invalid_argument: nonsense options.
+  nn::LayerConfig bad = config;
+  bad.options.momentum = 2.0;
+  expect_error(nn::try_forward(bad, nn::Mode::train, args, context), nn::ErrorKind::invalid_argument, "momentum",
+               "momentum outside [0, 1]");
+
+  // domain_error: NaN in a training group; running statistics untouched.
+  std::vector<float> poisoned = x;
+  poisoned[4] = std::nanf("");
+  nn::ForwardArgs<float> nan_args = args;
+  nan_args.input = poisoned.data();
+  expect_error(nn::try_forward(config, nn::Mode::train, nan_args, context), nn::ErrorKind::domain_error, "NaN",
+               "NaN in a training group");
+  expect(out[0] == -1.0f && batches == 0 && running_mean[1] == 0.0f, "nothing written after a domain error");
+
+  // Success, then backward: errors and success.
+  nn::Status status = nn::try_forward(config, nn::Mode::train, args, context);
+  expect(status.ok() && status.message().empty(), "a good training forward succeeds");
+  expect(batches == 1 && std::isfinite(out[0]) && out[0] != -1.0f, "the good forward wrote its results");
+
+  std::vector<float> grad_out(n * c, 0.5f), grad_x(n * c, 0.0f), grad_w(c), grad_b(c);
+  nn::BackwardArgs<float> back;
+  back.input = x.data();
+  back.shape = args.shape;
+  back.grad_output = grad_out.data();
+  back.weight = {weight.data(), c};
+  back.grad_input = grad_x.data();
+  back.grad_weight = grad_w.data();
+  back.grad_bias = grad_b.data();
+  nn::BackwardArgs<float> null_grad = back;
+  null_grad.grad_output = nullptr;
+  expect_error(nn::try_backward(config, null_grad, context), nn::ErrorKind::invalid_argument, "grad_output is null",
+               "backward without grad_output");
+  status = nn::try_backward(config, back, context);
+  expect(status.ok(), "a good backward succeeds");
+  expect(std::abs(grad_b[0] - 0.5f * float(n)) < 1e-5f, "grad_bias = sum of grad_output");
+
+  std::printf("%s\n", failures == 0 ? "no-exceptions build: all checks passed" : "no-exceptions build: FAILED");
+  return failures == 0 ? 0 : 1;
+}
