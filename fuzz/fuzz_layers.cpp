@@ -657,6 +657,12 @@ std::vector<GroupFacts> group_facts(const Setup<T>& s, const Run<T>& run, const 
         if (!std::isfinite(x) || !std::isfinite(h) || std::abs(x - mean) > double(std::numeric_limits<T>::max()) / 4 ||
             std::abs(h) > double(std::numeric_limits<T>::max()) / 4)
           f.forward_bounded = false;
+        // The variance's partial sums are kept in T: squares that can add up past max(T)
+        // overflow in one path's accumulator and not in the other's (a different split
+        // into lanes), so such groups are not compared.
+        if (o.standardize && (x - mean) * (x - mean) * static_cast<double>(layout.group_size()) >
+                                 double(std::numeric_limits<T>::max()) / 2)
+          f.forward_bounded = false;
         if (noisy && s.r.noise_kind == 2 && !(std::abs(double(run.normals[p])) <= kDrawBound)) f.forward_bounded = false;
         const double a = std::abs(h), L = std::log1p(a), et = h >= 0 ? et_pos : et_neg;
         const bool log_side = et == 0.0;

@@ -35,8 +35,8 @@ inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bo
   auto at = [&](const T* values) { return per_lane ? math::load<V>(values + c) : V(values[c]); };
   const V h = (x - at(maps.mean)) * at(maps.rstd);
   const auto nonneg = h >= V(T(0));
-  const V L = math::log1p(math::abs(h));
-  V power = math::expm1(math::where(nonneg, at(maps.exponent_nonneg), at(maps.exponent_neg)) * L);
+  const V L = math::log1p_of_magnitude(math::abs(h));
+  V power = math::expm1_of_exponent(math::where(nonneg, at(maps.exponent_nonneg), at(maps.exponent_neg)) * L);
   if (maps.any_log) {
     const V log_side = math::where(nonneg, at(maps.log_nonneg), at(maps.log_neg));
     power = math::where(log_side != V(T(0)), L, power);

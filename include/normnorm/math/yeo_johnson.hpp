@@ -8,11 +8,24 @@
 
 #include <cmath>
 
+#include "normnorm/math/fast_math.hpp"
 #include "normnorm/math/lanes.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::math {
+
+// The two transcendentals of every kernel. The SIMD path uses fast_math.hpp's
+// division-free versions (max 1.31 ulp; about 0.65x xsimd's time), the scalar
+// path the C library's: the scalar path stays the independent reference.
+template <class V> inline V log1p_of_magnitude(const V& a) {  // a = |h| >= 0
+  if constexpr (std::is_arithmetic_v<V>) return std::log1p(a);
+  else return log1p_nonneg(a);
+}
+template <class V> inline V expm1_of_exponent(const V& t) {
+  if constexpr (std::is_arithmetic_v<V>) return std::expm1(t);
+  else return expm1_fast(t);
+}
 
 // One side (h >= 0 or h < 0) of a group's transform: its shifted exponent.
 template <class T>
@@ -54,10 +67,10 @@ template <class V, class T>
 inline V power_transform(const V& h, const PowerTransform<T>& pt) {
   if (pt.identity) return h;
   const auto nonneg = h >= V(T(0));
-  const V L = math::log1p(math::abs(h));
+  const V L = log1p_of_magnitude(math::abs(h));
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
   const V inv_et = where(nonneg, V(pt.nonneg.inv_exponent), V(pt.neg.inv_exponent));
-  V magnitude = math::expm1(et * L) * inv_et;
+  V magnitude = expm1_of_exponent(et * L) * inv_et;
   if (pt.any_log()) {
     const V log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log)));
     magnitude = where(log_side != V(T(0)), L, magnitude);
@@ -101,7 +114,7 @@ template <class V>
 inline Magnitude<V> magnitude_of(const V& h) {
   using T = typename lane_traits<V>::scalar;
   const V a = math::abs(h);
-  return {h, a, math::log1p(a), V(T(1)) / (V(T(1)) + a)};
+  return {h, a, log1p_of_magnitude(a), V(T(1)) / (V(T(1)) + a)};
 }
 
 template <class V, class T>
@@ -111,7 +124,7 @@ inline TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
   const V inv_et = where(nonneg, V(pt.nonneg.inv_exponent), V(pt.neg.inv_exponent));
   const V t = et * m.L;
-  const V em1 = math::expm1(t);
+  const V em1 = expm1_of_exponent(t);
   V magnitude = em1 * inv_et;
   // (1 + a)^(et - 1) = exp(t) / (1 + a), from exp itself: expm1(t) + 1 has no correct
   // digits left once t is strongly negative (below about -16 in float).
@@ -142,7 +155,7 @@ template <class V, class T>
 inline LambdaTerms<V> lambda_terms(const V& h) {
   const auto nonneg = h >= V(T(0));
   const V a = math::abs(h);
-  const V L = math::log1p(a);
+  const V L = log1p_of_magnitude(a);
   const V one_plus_a = V(T(1)) + a;
   const V d = one_plus_a * L - a;
   return {h * d, where(nonneg, L, -L), d, d * d, a * (one_plus_a * L * L - V(T(2)) * d)};
