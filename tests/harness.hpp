@@ -106,6 +106,8 @@ inline std::vector<FormCase> form_cases(const Options& overrides_for_all, bool a
       o.momentum = overrides_for_all.momentum;
       o.track_running_stats = is_batch_form(form) ? overrides_for_all.track_running_stats : false;
       o.noise_train = overrides_for_all.noise_train;
+      o.estimator = overrides_for_all.estimator;
+      o.newton_iterations = overrides_for_all.newton_iterations;
     }
     return o;
   };

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "normnorm/layout.hpp"
+#include "normnorm/math/lambda_search.hpp"
 #include "normnorm/noise/noise_source.hpp"
 #include "normnorm/options.hpp"
 #include "normnorm/shape.hpp"
@@ -43,6 +44,13 @@ struct SavedContext {
   std::vector<T> channel_constants;  // evaluation with running statistics: the folded per-channel maps
   std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
   std::vector<double> channel_scratch;
+
+  // Estimators newton and exact (docs/lambda-search.md): each group's search trace (what
+  // the backward differentiates), and the standardized input laid out group-interleaved
+  // for the search (lanes = groups), with each group's largest h and -h.
+  std::vector<math::LambdaTrace<T>> lambda_traces;
+  std::vector<T> lambda_workspace;
+  std::vector<double> group_extremes;
 
   // Bytes of the per-group state for a layout: the size query.
   static std::size_t bytes_for(const Layout& layout) {

@@ -14,6 +14,14 @@ enum class Form { batch_1d, batch_2d, layer, group, instance_2d };
 // statistics where the form has them.
 enum class Mode { train, eval };
 
+// How a group's lambda is estimated (docs/lambda-search.md).
+enum class LambdaEstimator {
+  newton_step,    // the paper's: one Newton step from lambda = 1 on its approximate NLL (order 2)
+  gradient_step,  // the paper's order 1: one gradient step (the same as order = 1)
+  newton,         // newton_iterations Newton steps on the exact profile NLL, from lambda = 1
+  exact,          // the maximum-likelihood lambda (safeguarded Newton/bisection in [-8, 10])
+};
+
 // Options shared by every form. Fields a form does not use (momentum and
 // track_running_stats outside the batch forms) are ignored by it.
 struct Options {
@@ -22,7 +30,9 @@ struct Options {
   bool affine = true;                 // PyTorch's `affine` / `elementwise_affine`
   bool track_running_stats = true;    // batch forms only
   double noise_train = 0.4;           // noise factor xi; 1.0 is the layer form's default
-  int order = 2;                      // 2 = Newton step, 1 = gradient step
+  int order = 2;                      // 2 = Newton step, 1 = gradient step (the paper's spelling)
+  LambdaEstimator estimator = LambdaEstimator::newton_step;
+  int newton_iterations = 1;          // k of LambdaEstimator::newton, 1 to 16
   double alpha = 1.0;                 // step size of the lambda update
   bool standardize = true;            // off: h = x (no centring or scaling)
   bool power_transform = true;        // off: the plain normalization layer (lambda = 1, no noise)
@@ -46,6 +56,16 @@ inline const char* form_name(Form form) {
     case Form::instance_2d: return "InstanceNormalNorm2d";
   }
   return "NormalNorm";
+}
+
+// The paper's gradient step: estimator gradient_step, or order 1 with the default estimator.
+inline bool uses_gradient_step(const Options& options) {
+  return options.estimator == LambdaEstimator::gradient_step ||
+         (options.estimator == LambdaEstimator::newton_step && options.order == 1);
+}
+// newton(k) and exact search the profile likelihood (math/lambda_search.hpp).
+inline bool searches_lambda(const Options& options) {
+  return options.estimator == LambdaEstimator::newton || options.estimator == LambdaEstimator::exact;
 }
 
 inline bool is_batch_form(Form form) { return form == Form::batch_1d || form == Form::batch_2d; }

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "normnorm/context.hpp"
 #include "normnorm/engine/parallel.hpp"
@@ -47,7 +48,7 @@ inline math::LambdaSensitivity<T> sensitivity_of(const SavedContext<T>& ctx, con
   math::LambdaSensitivity<T> k;
   if (!lambda_has_gradient) return k;
   const double denominator = ctx.g2[g] + std::sqrt(options.eps);
-  if (options.order == 1) {
+  if (uses_gradient_step(options)) {
     k.k_g1 = T(-options.alpha);
   } else {
     k.k_g1 = T(-options.alpha / denominator);
@@ -74,6 +75,15 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
   const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
   const auto sensitivity = sensitivity_of(ctx, options, g, lambda_has_gradient);
+  // newton(k) / exact: d lambda / d h_j from the search's trace (times M, to match
+  // lambda_sensitivity's scaling).
+  const bool searched = lambda_has_gradient && searches_lambda(options);
+  const math::LambdaTrace<T>* trace = searched ? &ctx.lambda_traces[static_cast<std::size_t>(g)] : nullptr;
+  auto lambda_sensitivity = [&](const auto& m) {
+    using V = std::decay_t<decltype(m.h)>;
+    if (searched) return V(T(group_size)) * math::lambda_gradient(m.h, *trace);
+    return math::lambda_sensitivity(m, sensitivity);
+  };
   // The noise only reaches grad_weight (through z); without it, skip replaying the draws.
   const T sigma = rq.grad_weight ? T(ctx.noise_scale[g]) : T(0);
   // Without standardization the context holds mean 0 and rstd 1, so h = x exactly.
@@ -110,7 +120,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
         sums.add(1, u * td.psi_h);
         sums.add(2, u * td.psi_h * h);
         if (lambda_has_gradient) {
-          const V dl = math::lambda_sensitivity(m, sensitivity);
+          const V dl = lambda_sensitivity(m);
           sums.add(3, dl);
           sums.add(4, dl * h);
         }
@@ -156,7 +166,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
       const auto td = math::power_transform_derivatives(m, transform);
       const V u = affine_at<V>(rq.weight, run, i, T(1)) * math::load<V>(rq.grad_out + p);
       V gh = u * td.psi_h;
-      if (lambda_has_gradient) gh = gh + V(lambda_term) * math::lambda_sensitivity(m, sensitivity);
+      if (lambda_has_gradient) gh = gh + V(lambda_term) * lambda_sensitivity(m);
       math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
     });
   });

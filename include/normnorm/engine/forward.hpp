@@ -3,6 +3,7 @@
 // so a bad training group is reported before anything is written), then one
 // fused write pass per group, or three when training needs the spread of y.
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -124,6 +125,34 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
   }
 }
 
+// Estimators newton and exact: the standardized input, group-interleaved
+// (value j of group g at j * groups + g), then math::search_lambda over it. Each
+// group's trace stays in the context for the backward.
+template <class T, bool Simd>
+inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
+  const Layout& layout = rq.layout;
+  const index_t groups = layout.num_groups(), size = layout.group_size();
+  ctx.lambda_workspace.resize(static_cast<std::size_t>(groups * size));
+  ctx.lambda_traces.resize(static_cast<std::size_t>(groups));
+  T* interleaved = ctx.lambda_workspace.data();
+  const double group_bytes = static_cast<double>(size * static_cast<index_t>(sizeof(T)));
+  parallel_for(rq.device, groups, 2 * group_bytes, 2.0 * double(size), [&](index_t g) {
+    const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+    const index_t length = layout.segment_length();
+    for (index_t segment = 0; segment < layout.segments_per_group(); ++segment) {
+      const T* x = rq.x + layout.segment_offset(g, segment);
+      T* column = interleaved + segment * length * groups + g;
+      for (index_t i = 0; i < length; ++i) column[i * groups] = (x[i] - mean) * rstd;
+    }
+  });
+  math::LambdaSearchSettings settings;
+  settings.kind = rq.options.estimator == LambdaEstimator::exact ? math::LambdaSearchKind::exact
+                                                                  : math::LambdaSearchKind::newton;
+  settings.newton_steps = rq.options.newton_iterations;
+  math::search_lambda<T, Simd>(interleaved, size, groups, settings, ctx.lambda_traces.data());
+  for (index_t g = 0; g < groups; ++g) ctx.lambda[g] = ctx.lambda_traces[static_cast<std::size_t>(g)].lambda;
+}
+
 }  // namespace detail
 
 // Fails (domain_error, before any write) on a training group that is not finite,
@@ -162,13 +191,19 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   std::vector<char>& finite = ctx.group_finite;
   finite.assign(static_cast<std::size_t>(groups), 1);
   const double group_size = static_cast<double>(layout.group_size());
+  const bool search = options.power_transform && !use_running && searches_lambda(options);
+  if (search) ctx.group_extremes.resize(static_cast<std::size_t>(2 * groups));
   parallel_for(rq.device, groups, group_bytes, group_cycles, [&](index_t g) {
     const GroupStatistics stats = detail::statistics_for<T, Simd>(rq, use_running, g);
     char verdict = 1;
     if (stats.zero_scale) verdict = 2;
     else if (!stats.finite) verdict = 0;
-    else if (options.power_transform && !use_running && transform_overflows<T>(stats, options.eps, group_size)) verdict = 3;
+    else if (options.power_transform && !use_running && !search && transform_overflows<T>(stats, options.eps, group_size)) verdict = 3;
     finite[static_cast<std::size_t>(g)] = verdict;
+    if (search) {
+      ctx.group_extremes[static_cast<std::size_t>(2 * g)] = stats.max_h;
+      ctx.group_extremes[static_cast<std::size_t>(2 * g + 1)] = stats.max_minus_h;
+    }
     ctx.mean[g] = stats.mean;
     ctx.var[g] = stats.var;
     ctx.rstd[g] = stats.rstd;
@@ -179,6 +214,19 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     ctx.g2[g] = stats.g2;
     ctx.noise_scale[g] = 0.0;
   });
+  const bool all_usable = std::all_of(finite.begin(), finite.end(), [](char verdict) { return verdict == 1; });
+  if (search && (all_usable || !training)) {
+    // newton(k) or exact: one search over all groups at once (lanes = groups).
+    detail::search_lambdas<T, Simd>(rq, ctx);
+    for (index_t g = 0; g < groups; ++g) {
+      GroupStatistics stats;
+      stats.lambda = ctx.lambda[g];
+      stats.max_h = ctx.group_extremes[static_cast<std::size_t>(2 * g)];
+      stats.max_minus_h = ctx.group_extremes[static_cast<std::size_t>(2 * g + 1)];
+      char& verdict = finite[static_cast<std::size_t>(g)];
+      if (verdict == 1 && transform_overflows<T>(stats, options.eps, group_size)) verdict = 3;
+    }
+  }
   if (training)
     for (index_t g = 0; g < groups; ++g) {
       const char verdict = finite[static_cast<std::size_t>(g)];

@@ -54,7 +54,7 @@ inline void estimate_lambda(const Options& options, double sum_hd, double sum_sL
   stats.mean_d = D;
   stats.g1 = A - S;
   stats.g2 = B - 2.0 * A * A;
-  if (options.order == 1)
+  if (uses_gradient_step(options))
     stats.lambda = 1.0 - options.alpha * stats.g1;
   else
     stats.lambda = 1.0 - options.alpha * stats.g1 / (stats.g2 + std::sqrt(options.eps));
