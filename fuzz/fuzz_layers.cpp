@@ -906,7 +906,9 @@ void check_dtype(const Recipe& r) {
         if (run_backward && f.backward_bounded) {
           const double ga = double(grad_simd[p]), gb = double(grad_scalar[p]);
           const double h = (double(s.x[p]) - simd.context.mean[gi]) * simd.context.rstd[gi];
-          const double floor = tol * f.gh_scale * (1 + std::abs(h) * f.mean_abs_h);
+          // (Below T's normal range the spacing is denorm_min: a few of those are roundoff too.)
+          const double floor = std::max(tol * f.gh_scale * (1 + std::abs(h) * f.mean_abs_h),
+                                        64.0 * double(std::numeric_limits<T>::denorm_min()));
           if (!(std::abs(ga - gb) <= tol * std::abs(gb) + floor))
             fail("SIMD and scalar grad_input differ", "group " + std::to_string(g) + " element " + std::to_string(p) +
                                                          ": " + num(ga) + " vs " + num(gb) + " (floor " + num(floor) + ")");

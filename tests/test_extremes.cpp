@@ -444,3 +444,28 @@ TEMPLATE_TEST_CASE("dy/dh keeps its relative accuracy where the exponent is stro
     }
   }
 }
+
+// ---- an exponent so small that 1 / et overflows ------------------------------------------
+
+TEMPLATE_TEST_CASE("eps = 0 and a denormal running lambda: evaluation is the log side, finite", "[extremes]", float,
+                   double) {
+  // et = lambda is denormal, so gamma / et overflows T; the side takes y = L instead, which
+  // is expm1(et L) / et to far below T's precision (docs/reliability.md, finding 6).
+  using T = TestType;
+  Options o = no_noise();
+  o.eps = 0;
+  for (bool simd : {true, false}) {
+    INFO((simd ? "SIMD" : "scalar"));
+    Harness<T> layer = one_group<T>({0.0, 3.0, 7.0, 120.0, 1e4}, o);
+    layer.execution.simd = simd;
+    layer.running_mean = {T(0)};
+    layer.running_var = {T(1)};
+    layer.running_lambda = {std::numeric_limits<T>::denorm_min()};
+    layer.forward(Mode::eval);
+    for (std::size_t i = 0; i < layer.x.size(); ++i) {
+      const double want = 1.5 * std::log1p(double(layer.x[i])) - 0.25;
+      INFO("x " << layer.x[i]);
+      CHECK(double(layer.out[i]) == Approx(want).epsilon(sizeof(T) == 4 ? 1e-6 : 1e-14));
+    }
+  }
+}

@@ -29,6 +29,7 @@
 
 #include "data.hpp"
 #include "feature_stats.hpp"
+#include "lambda_report.hpp"
 #include "mlp.hpp"
 #include "progress.hpp"
 #include "report.hpp"
@@ -291,6 +292,29 @@ void accuracy_table(Lines& line, const Args& args, const std::vector<fm::EpochRe
        train[0], norm[0], 100 * norm[0] / train[0], train[1], norm[1], 100 * norm[1] / train[1]);
 }
 
+// The paper's one-step lambda against newton(2) and the maximum-likelihood lambda on
+// the normality-norm model's real features (docs/lambda-search.md).
+void lambda_table(Lines& line, const Probe& normal_norm_probe, int batch_size) {
+  line("lambda estimates on the normality-norm model's norm inputs (test set in batches of %d, per batch and feature):",
+       batch_size);
+  line("%-7s %-28s %9s %9s %9s", "layer", "|estimate - exact|", "median", "90th pct", "max");
+  normnorm::Options options = normnorm::default_options(normnorm::Form::batch_1d);
+  for (int layer = 0; layer < 2; ++layer) {
+    const fm::Matrix& features = normal_norm_probe.input[layer];
+    options.estimator = normnorm::LambdaEstimator::exact;
+    const std::vector<double> exact = fm::batch_lambdas(features, batch_size, options);
+    options.estimator = normnorm::LambdaEstimator::newton_step;
+    const std::vector<double> one_step = fm::batch_lambdas(features, batch_size, options);
+    options.estimator = normnorm::LambdaEstimator::newton;
+    options.newton_iterations = 2;
+    const std::vector<double> newton2 = fm::batch_lambdas(features, batch_size, options);
+    const fm::LambdaGap gaps[2] = {fm::lambda_gap(one_step, exact), fm::lambda_gap(newton2, exact)};
+    const char* const names[2] = {"one step (the paper's)", "newton(2)"};
+    for (int e = 0; e < 2; ++e)
+      line("%-7d %-28s %9.4f %9.4f %9.4f", layer + 1, names[e], gaps[e].median, gaps[e].p90, gaps[e].max);
+  }
+}
+
 // Per-feature skewness and excess kurtosis of both layers' norm inputs and normalized
 // outputs, summarized in the table and written feature by feature to feature_moments.csv.
 void moments_table(Lines& line, const Probe (&probes)[2], int images, const std::filesystem::path& csv_path) {
@@ -440,6 +464,8 @@ int run(const Args& args, const std::string& command) {
   for (int m = 0; m < 2; ++m)
     line("  %-15s %7.3f %7.3f %7.3f %7.3f", model_names[m], pooled.at(m, -3), pooled.at(m, -2), pooled.at(m, 2),
          pooled.at(m, 3));
+  line("");
+  lambda_table(line, probes[0], args.batch_size);
   const std::string summary = line.text.str();
   std::printf("\n%s", summary.c_str());
 

@@ -7,6 +7,7 @@
 //   y = s expm1(et L) / et, or s L when |eta| <= sqrt(eps).
 
 #include <cmath>
+#include <limits>
 
 #include "normnorm/math/fast_math.hpp"
 #include "normnorm/math/lanes.hpp"
@@ -53,8 +54,10 @@ struct PowerTransform {
  private:
   static PowerSide<T> side(double eta, double sqrt_eps) {
     PowerSide<T> s;
-    s.is_log = std::abs(eta) <= sqrt_eps;
     const double shifted = eta + (eta >= 0 ? sqrt_eps : -sqrt_eps);
+    // An exponent so small that 1 / et overflows T (eps = 0 and a denormal lambda): there
+    // expm1(et L) / et equals L to far below T's precision, so the log side is exact.
+    s.is_log = std::abs(eta) <= sqrt_eps || std::abs(shifted) * static_cast<double>(std::numeric_limits<T>::max()) < 1.0;
     s.exponent = s.is_log ? T(0) : T(shifted);
     s.inv_exponent = s.is_log ? T(0) : T(1.0 / shifted);
     return s;
