@@ -407,7 +407,8 @@ Outcome guarded(F&& call, const char* where) {
     return Outcome::ok;
   } catch (const std::invalid_argument&) {
     return Outcome::invalid_argument;
-  } catch (const std::domain_error&) {
+  } catch (const std::domain_error& e) {
+    if (std::getenv("NORMNORM_FUZZ_VERBOSE")) std::fprintf(stderr, "%s: domain_error: %s\n", where, e.what());
     return Outcome::domain_error;
   } catch (const std::exception& e) {
     fail("an exception other than invalid_argument / domain_error", std::string(where) + ": " + e.what());

@@ -469,3 +469,26 @@ TEMPLATE_TEST_CASE("eps = 0 and a denormal running lambda: evaluation is the log
     }
   }
 }
+
+// ---- float data far from zero ----------------------------------------------------------
+
+TEST_CASE("Float groups far from zero: the corrected mean keeps h centred on both paths", "[extremes]") {
+  // x = -1e6 + a skewed sample: float's partial sums of x lose units of the spread, so a
+  // plain two-pass mean is off and h is not centred (the one-step lambda then ran to 451 on
+  // the scalar path and overflowed: a fuzzer finding). The deviations' own sum corrects it.
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> normal;
+  std::vector<double> values;
+  for (int i = 0; i < 60; ++i) values.push_back(-1e6 + std::exp(2.5 * normal(rng)));
+  for (bool simd : {true, false}) {
+    INFO((simd ? "SIMD" : "scalar"));
+    Harness<float> layer = one_group<float>(values, no_noise());
+    layer.execution.simd = simd;
+    REQUIRE_NOTHROW(layer.forward(Mode::train));
+    double sum_h = 0;
+    for (float x : layer.x) sum_h += (double(x) - layer.context.mean[0]) * layer.context.rstd[0];
+    CHECK(std::abs(sum_h / 60) < 1e-4);
+    const auto want = reference_out(layer, Mode::train);
+    for (std::size_t i = 0; i < want.size(); ++i) CHECK(double(layer.out[i]) == Approx(want[i]).margin(2e-3));
+  }
+}

@@ -18,6 +18,7 @@
 
 #include "normnorm/context.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 
@@ -72,7 +73,8 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   const double group_size = static_cast<double>(rq.layout.group_size());
   const bool lambda_has_gradient = ctx.batch_statistics && options.power_transform;
   const bool statistics_have_gradient = ctx.batch_statistics && options.standardize;
-  const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+  const auto standardize = Standardizer<T>::from(ctx.mean[g], ctx.rstd[g]);
+  const T rstd = standardize.rstd;
   const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
   const auto sensitivity = sensitivity_of(ctx, options, g, lambda_has_gradient);
   // newton(k) / exact: d lambda / d h_j from the search's trace (times M, to match
@@ -90,7 +92,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   // (Kept free of `cond ? batch : batch`: g++ 12 -O3 miscompiles that with AVX-512.)
   auto standardized = [&](auto value) {
     using V = decltype(value);
-    return (value - V(mean)) * V(rstd);
+    return standardize(value);
   };
 
   constexpr index_t chunk = 256;

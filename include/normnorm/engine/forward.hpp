@@ -11,6 +11,7 @@
 #include "normnorm/context.hpp"
 #include "normnorm/engine/evaluation.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
 #include "normnorm/status.hpp"
@@ -53,7 +54,7 @@ inline GroupStatistics statistics_for(const ForwardRequest<T>& rq, bool use_runn
 // out = gamma (y + sigma n) + beta over one group, y read from `source`
 // (x, transformed on the fly, or y already written to out).
 template <class T, bool Simd, bool SourceIsY>
-inline void write_affine(const ForwardRequest<T>& rq, index_t group, T mean, T rstd,
+inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Standardizer<T>& standardize,
                          const math::PowerTransform<T>& transform, T sigma) {
   constexpr index_t chunk = 256;
   T normals[chunk];
@@ -69,7 +70,7 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, T mean, T r
           z = math::load<V>(rq.out + p);
         } else {
           const V value = math::load<V>(rq.x + p);
-          z = math::power_transform((value - V(mean)) * V(rstd), transform);
+          z = math::power_transform(standardize(value), transform);
         }
         if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
         const V gamma = affine_at<V>(rq.weight, run, start + i, T(1));
@@ -87,16 +88,16 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
                         bool update_running, double factor) {
   const Options& options = rq.options;
   const double group_size = static_cast<double>(rq.layout.group_size());
-  const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+  const auto standardize = Standardizer<T>::from(ctx.mean[g], ctx.rstd[g]);
   const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
   double spread = 0.0;  // norm = mean |y - mean(y)|
   if (!need_spread) {
-    write_affine<T, Simd, false>(rq, g, mean, rstd, transform, T(0));
+    write_affine<T, Simd, false>(rq, g, standardize, transform, T(0));
   } else {
     // y into out while summing it; then the mean absolute deviation; then noise and affine in place.
     const auto sum_y = reduce_group<T, Simd, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
       using V = decltype(zero);
-      const V y = math::power_transform((math::load<V>(rq.x + p) - V(mean)) * V(rstd), transform);
+      const V y = math::power_transform(standardize(math::load<V>(rq.x + p)), transform);
       math::store(rq.out + p, y);
       sums.add(0, y);
     });
@@ -108,7 +109,7 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
     spread = deviation[0] / group_size;
     const double sigma = noisy ? options.noise_train * spread : 0.0;
     ctx.noise_scale[g] = sigma;
-    write_affine<T, Simd, true>(rq, g, mean, rstd, transform, T(sigma));
+    write_affine<T, Simd, true>(rq, g, standardize, transform, T(sigma));
   }
   if (update_running) {
     // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
@@ -137,12 +138,12 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   T* interleaved = ctx.lambda_workspace.data();
   const double group_bytes = static_cast<double>(size * static_cast<index_t>(sizeof(T)));
   parallel_for(rq.device, groups, 2 * group_bytes, 2.0 * double(size), [&](index_t g) {
-    const T mean = T(ctx.mean[g]), rstd = T(ctx.rstd[g]);
+    const auto standardize = Standardizer<T>::from(ctx.mean[g], ctx.rstd[g]);
     const index_t length = layout.segment_length();
     for (index_t segment = 0; segment < layout.segments_per_group(); ++segment) {
       const T* x = rq.x + layout.segment_offset(g, segment);
       T* column = interleaved + segment * length * groups + g;
-      for (index_t i = 0; i < length; ++i) column[i * groups] = (x[i] - mean) * rstd;
+      for (index_t i = 0; i < length; ++i) column[i * groups] = standardize(x[i]);
     }
   });
   math::LambdaSearchSettings settings;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/options.hpp"
@@ -72,23 +73,29 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
   });
   stats.finite = std::isfinite(sum[0]);
   if (options.standardize) {
-    // Two passes (mean, then squared deviations) rather than sum of squares:
-    // exact enough for data far from zero, where E[x^2] - E[x]^2 cancels.
+    // Two passes, mean then deviations, with the deviations' own sum as a correction of
+    // the mean (the corrected two-pass algorithm): the first pass's partial sums are kept
+    // in T, so with a large offset (x ~ 1e6 in float) its mean can be off by units of the
+    // data's spread; sum(x - m) recovers that, and the variance about the corrected mean
+    // is sum((x - m)^2) / M - (sum(x - m) / M)^2, exactly. No extra pass.
     stats.mean = sum[0] / group_size;
     const T mean = T(stats.mean);
-    const auto squares = reduce_group<T, Simd, 1>(layout, group, [&](auto zero, index_t p, auto& sums) {
+    const auto deviations = reduce_group<T, Simd, 2>(layout, group, [&](auto zero, index_t p, auto& sums) {
       using V = decltype(zero);
       const V centred = load<V>(x + p) - V(mean);
       sums.add(0, centred * centred);
+      sums.add(1, centred);
     });
-    stats.var = squares[0] / group_size;
+    const double correction = deviations[1] / group_size;
+    stats.mean = static_cast<double>(mean) + correction;
+    stats.var = std::max(0.0, deviations[0] / group_size - correction * correction);
     stats.rstd = 1.0 / std::sqrt(stats.var + options.eps);
     stats.finite = stats.finite && std::isfinite(stats.var);
     stats.zero_scale = stats.var + options.eps == 0.0;
   }
 
   if (options.power_transform) {
-    const T mean = T(stats.mean), rstd = T(stats.rstd);
+    const auto standardize = Standardizer<T>::from(stats.mean, stats.rstd);
     // The extremes of h on each side, for transform_overflows(), ride along in the same pass.
     using Wide = std::conditional_t<Simd, xsimd::batch<T>, T>;
     Wide wide_max_h(T(0)), wide_max_minus_h(T(0));
@@ -96,7 +103,7 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
     const auto sums = reduce_group<T, Simd, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
       using V = decltype(zero);
       const V value = load<V>(x + p);
-      const V h = (value - V(mean)) * V(rstd);
+      const V h = standardize(value);
       if constexpr (std::is_same_v<V, T>) {
         tail_max_h = std::max(tail_max_h, h);
         tail_max_minus_h = std::max(tail_max_minus_h, -h);
