@@ -215,10 +215,21 @@ Fixture<T>& fixture_for(const Case& c) {
   return *cached;
 }
 
+// How lambda is estimated (docs/lambda-search.md); the form's default is the paper's newton_step.
+struct EstimatorSpec {
+  const char* tag;
+  normnorm::LambdaEstimator estimator;
+  int iterations;
+};
+const EstimatorSpec paper_estimator{"newton_step", normnorm::LambdaEstimator::newton_step, 1};
+
 template <class T>
-void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threads) {
+void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threads,
+               const EstimatorSpec& estimator = paper_estimator) {
   try {
     Fixture<T>& f = fixture_for<T>(c);
+    f.config.options.estimator = estimator.estimator;  // the fixture is shared by the rows of a layer
+    f.config.options.newton_iterations = estimator.iterations;
     // The thread pool lives outside the timed loop; with one thread normnorm runs
     // on the calling thread (no device).
     std::unique_ptr<Eigen::ThreadPool> pool;
@@ -276,6 +287,31 @@ void register_all() {
       }
     }
   }
+  // The lambda estimators' cost (docs/lambda-search.md), one thread, training:
+  //   estimator/<estimator>/<form>/<mode>/<dtype>/threads:1/<shape>
+  // (the paper's newton_step is the rows above).
+  static const EstimatorSpec estimators[] = {
+      {"gradient_step", normnorm::LambdaEstimator::gradient_step, 1},
+      {"newton1", normnorm::LambdaEstimator::newton, 1},
+      {"newton2", normnorm::LambdaEstimator::newton, 2},
+      {"newton4", normnorm::LambdaEstimator::newton, 4},
+      {"exact", normnorm::LambdaEstimator::exact, 1},
+  };
+  for (const Case& c : cases())
+    for (const char* dtype : {"float", "double"})
+      for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd})
+        for (const EstimatorSpec& e : estimators) {
+          const bool is_float = std::string(dtype) == "float";
+          const std::string name = std::string("estimator/") + e.tag + "/" + c.form_tag + "/" + mode_tag(mode) + "/" +
+                                   dtype + "/threads:1/" + c.shape_tag();
+          auto* b = benchmark::RegisterBenchmark(name.c_str(), [c, mode, is_float, e](benchmark::State& state) {
+            if (is_float)
+              run_layer<float>(state, c, mode, 1, e);
+            else
+              run_layer<double>(state, c, mode, 1, e);
+          });
+          b->UseRealTime()->Unit(benchmark::kMillisecond);
+        }
 }
 
 }  // namespace
