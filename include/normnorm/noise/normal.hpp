@@ -18,7 +18,7 @@
 // them straight out, with no interleaving. The lane count of the tile (16) is
 // fixed, not the machine's SIMD width, so every build draws the same mapping.
 // The generator runs Philox across SIMD lanes and Box-Muller with xsimd's float
-// log and sincos; a double output is the float draw widened, so float and double
+// log and a sincos specialised to 2 pi u (sincos_two_pi); a double output is the float draw widened, so float and double
 // layers see the same noise. Builds for different instruction sets may differ in
 // the last bits (xsimd's polynomials use FMA where the target has it).
 // reference_standard_normal() is the same mapping in double, for tests.
@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <array>
 #include <type_traits>
+#include <utility>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -53,6 +54,35 @@ inline constexpr std::size_t kTileLanes = 16;                  // blocks per til
 inline constexpr std::size_t kNormalsPerTile = 4 * kTileLanes;  // 64 draws
 static_assert(kTileLanes % Words<NoiseArch>::size == 0, "the SIMD width must divide the tile");
 
+// (sin, cos) of 2 pi u for u in (0, 1), without a general range reduction: the
+// quadrant q = round(4 u) is exact, f = u - q / 4 in [-1/8, 1/8] is exact, and
+// x = 2 pi f in [-pi/4, pi/4] takes the Taylor polynomials of sin (to x^9) and cos (to
+// x^10), truncation below 3e-9; then the quadrant rotates (sin, cos). About half the work
+// of xsimd::sincos, which reduces any float argument.
+template <class F>
+inline std::pair<F, F> sincos_two_pi(const F& u) noexcept {
+  const F q = xsimd::nearbyint(u * F(4.0f));
+  const F x = (u - q * F(0.25f)) * F(float(kTwoPi));
+  const F x2 = x * x;
+  F sin_poly = F(float(1.0 / 362880.0));
+  sin_poly = xsimd::fma(sin_poly, x2, F(float(-1.0 / 5040.0)));
+  sin_poly = xsimd::fma(sin_poly, x2, F(float(1.0 / 120.0)));
+  sin_poly = xsimd::fma(sin_poly, x2, F(float(-1.0 / 6.0)));
+  const F sin_x = xsimd::fma(sin_poly * x2, x, x);
+  F cos_poly = F(float(-1.0 / 3628800.0));
+  cos_poly = xsimd::fma(cos_poly, x2, F(float(1.0 / 40320.0)));
+  cos_poly = xsimd::fma(cos_poly, x2, F(float(-1.0 / 720.0)));
+  cos_poly = xsimd::fma(cos_poly, x2, F(float(1.0 / 24.0)));
+  cos_poly = xsimd::fma(cos_poly, x2, F(-0.5f));
+  const F cos_x = xsimd::fma(cos_poly, x2, F(1.0f));
+  const F quadrant = xsimd::select(q == F(4.0f), F(0.0f), q);  // 0, 1, 2, 3 (q = 4 is a full turn)
+  const auto swap = (quadrant == F(1.0f)) || (quadrant == F(3.0f));
+  const auto sin_negative = quadrant >= F(2.0f);
+  const auto cos_negative = (quadrant == F(1.0f)) || (quadrant == F(2.0f));
+  const F sin_abs = xsimd::select(swap, cos_x, sin_x), cos_abs = xsimd::select(swap, sin_x, cos_x);
+  return {xsimd::select(sin_negative, F(0.0f) - sin_abs, sin_abs), xsimd::select(cos_negative, F(0.0f) - cos_abs, cos_abs)};
+}
+
 // The 64 draws of tile `tile`, in index order.
 inline void normals_for_tile(std::uint64_t seed, std::uint64_t call, std::uint64_t tile, float* out) noexcept {
   using A = NoiseArch;
@@ -75,8 +105,8 @@ inline void normals_for_tile(std::uint64_t seed, std::uint64_t call, std::uint64
     philox4x32_10_lanes(c0, c1, c2, c3, {low32(seed), high32(seed)});
     const F radius01 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c0)));
     const F radius23 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c2)));
-    const auto angle1 = xsimd::sincos(F(float(kTwoPi)) * uniform(c1));  // (sin, cos)
-    const auto angle3 = xsimd::sincos(F(float(kTwoPi)) * uniform(c3));
+    const auto angle1 = sincos_two_pi(uniform(c1));  // (sin, cos)
+    const auto angle3 = sincos_two_pi(uniform(c3));
     (radius01 * angle1.second).store_unaligned(out + 0 * kTileLanes + lane);
     (radius01 * angle1.first).store_unaligned(out + 1 * kTileLanes + lane);
     (radius23 * angle3.second).store_unaligned(out + 2 * kTileLanes + lane);
