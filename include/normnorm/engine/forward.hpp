@@ -136,14 +136,22 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   ctx.lambda_workspace.resize(static_cast<std::size_t>(groups * size));
   ctx.lambda_traces.resize(static_cast<std::size_t>(groups));
   T* interleaved = ctx.lambda_workspace.data();
-  const double group_bytes = static_cast<double>(size * static_cast<index_t>(sizeof(T)));
-  parallel_for(rq.device, groups, 2 * group_bytes, 2.0 * double(size), [&](index_t g) {
-    const auto standardize = Standardizer<T>::from(ctx.mean[g], ctx.rstd[g]);
+  // In blocks of 16 groups: for each position j, the 16 groups' values go to one
+  // contiguous run of the output (a cache line in float), read from 16 sequential streams.
+  constexpr index_t block = 16;
+  const index_t blocks = (groups + block - 1) / block;
+  const double block_bytes = 2.0 * double(block * size * static_cast<index_t>(sizeof(T)));
+  parallel_for(rq.device, blocks, block_bytes, 2.0 * double(block * size), [&](index_t b) {
+    const index_t first = b * block, count = std::min(block, groups - first);
+    Standardizer<T> standardize[block];
+    for (index_t k = 0; k < count; ++k) standardize[k] = Standardizer<T>::from(ctx.mean[first + k], ctx.rstd[first + k]);
     const index_t length = layout.segment_length();
     for (index_t segment = 0; segment < layout.segments_per_group(); ++segment) {
-      const T* x = rq.x + layout.segment_offset(g, segment);
-      T* column = interleaved + segment * length * groups + g;
-      for (index_t i = 0; i < length; ++i) column[i * groups] = standardize(x[i]);
+      const T* rows[block];
+      for (index_t k = 0; k < count; ++k) rows[k] = rq.x + layout.segment_offset(first + k, segment);
+      T* out = interleaved + segment * length * groups + first;
+      for (index_t i = 0; i < length; ++i, out += groups)
+        for (index_t k = 0; k < count; ++k) out[k] = standardize[k](rows[k][i]);
     }
   });
   math::LambdaSearchSettings settings;
