@@ -90,10 +90,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   const T sigma = rq.grad_weight ? T(ctx.noise_scale[g]) : T(0);
   // Without standardization the context holds mean 0 and rstd 1, so h = x exactly.
   // (Kept free of `cond ? batch : batch`: g++ 12 -O3 miscompiles that with AVX-512.)
-  auto standardized = [&](auto value) {
-    using V = decltype(value);
-    return standardize(value);
-  };
+  auto standardized = [&](auto value) { return standardize(value); };
 
   constexpr index_t chunk = 256;
   T normals[chunk];
