@@ -211,3 +211,30 @@ TEST_CASE("estimators: a training group with NaN is still refused before the sea
     CHECK(layer.batches == 0);
   }
 }
+
+TEST_CASE("estimators: results are bit-identical on a thread pool", "[estimators][threads]") {
+  Eigen::ThreadPool pool(2);
+  Eigen::ThreadPoolDevice device(&pool, 2);
+  for (const EstimatorCase& e : estimator_cases()) {
+    Options o;
+    o.noise_train = 0.4;
+    for (const FormCase& form_case : form_cases(with_estimator(o, e), true)) {
+      INFO(form_case.config.name() << " " << e.name);
+      Harness<float> serial(form_case.config, form_case.shape), threaded(form_case.config, form_case.shape);
+      serial.randomize(23, 0.6);
+      threaded.randomize(23, 0.6);
+      serial.noise = NoiseSource<float>::philox(5, 2);
+      threaded.noise = NoiseSource<float>::philox(5, 2);
+      threaded.execution.device = &device;
+      serial.forward(Mode::train);
+      threaded.forward(Mode::train);
+      serial.backward();
+      threaded.backward();
+      CHECK(serial.out == threaded.out);
+      CHECK(serial.grad_x == threaded.grad_x);
+      CHECK(serial.grad_weight == threaded.grad_weight);
+      CHECK(serial.context.lambda == threaded.context.lambda);
+      CHECK(serial.running_lambda == threaded.running_lambda);
+    }
+  }
+}
