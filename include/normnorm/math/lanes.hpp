@@ -42,30 +42,24 @@ inline xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& mask, const xsimd
 // Elementary functions: the scalar path calls the C library, the SIMD path xsimd.
 template <class V> inline V abs(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::abs(v); else return xsimd::abs(v); }
 template <class V> inline V log1p(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::log1p(v); else return xsimd::log1p(v); }
-// xsimd 8.1's double expm1 converts round(x / ln 2) to int64 in every lane, which
-// is undefined for NaN, Inf and huge values: clamp first (expm1 saturates well
+// xsimd 8.1's double exp and expm1 convert round(x / ln 2) to int64 in every lane,
+// which is undefined for NaN, Inf and huge values: clamp first (both saturate well
 // before +-800 anyway) and put NaN back afterwards. (The SIMD kernels call
-// fast_math.hpp's expm1_fast, which needs no clamp; this wrapper serves the rest.)
-template <class V> inline V expm1(const V& v) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    return std::expm1(v);
-  } else {
-    using T = typename lane_traits<V>::scalar;
-    const auto is_number = v == v;
-    const V bounded = xsimd::select(is_number, xsimd::min(xsimd::max(v, V(T(-800))), V(T(800))), V(T(0)));
-    return xsimd::select(is_number, xsimd::expm1(bounded), v);
-  }
+// fast_math.hpp's expm1_fast, which needs no clamp; these wrappers serve the rest.)
+template <class V, class Function>
+inline V with_clamped_exponent(const V& v, Function&& function) {
+  using T = typename lane_traits<V>::scalar;
+  const auto is_number = v == v;
+  const V bounded = xsimd::select(is_number, xsimd::min(xsimd::max(v, V(T(-800))), V(T(800))), V(T(0)));
+  return xsimd::select(is_number, function(bounded), v);
 }
-// xsimd's double exp converts the same way: the same clamp.
+template <class V> inline V expm1(const V& v) {
+  if constexpr (std::is_arithmetic_v<V>) return std::expm1(v);
+  else return with_clamped_exponent(v, [](const V& x) { return xsimd::expm1(x); });
+}
 template <class V> inline V exp(const V& v) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    return std::exp(v);
-  } else {
-    using T = typename lane_traits<V>::scalar;
-    const auto is_number = v == v;
-    const V bounded = xsimd::select(is_number, xsimd::min(xsimd::max(v, V(T(-800))), V(T(800))), V(T(0)));
-    return xsimd::select(is_number, xsimd::exp(bounded), v);
-  }
+  if constexpr (std::is_arithmetic_v<V>) return std::exp(v);
+  else return with_clamped_exponent(v, [](const V& x) { return xsimd::exp(x); });
 }
 template <class V> inline V sqrt(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::sqrt(v); else return xsimd::sqrt(v); }
 
