@@ -54,6 +54,17 @@ Harness<T> one_channel(const std::vector<double>& values, const Options& o) {
   return layer;
 }
 
+// Randomizes both layers alike, then runs a training forward and backward on each
+// (the callers have set their execution and noise).
+template <class T>
+void train_both(Harness<T>& a, Harness<T>& b, unsigned seed, double skew) {
+  for (Harness<T>* layer : {&a, &b}) {
+    layer->randomize(seed, skew);
+    layer->forward(Mode::train);
+    layer->backward();
+  }
+}
+
 }  // namespace
 
 TEST_CASE("estimators: finite-difference gradients on every form, mode and standardize switch", "[estimators][gradcheck]") {
@@ -161,13 +172,8 @@ TEMPLATE_TEST_CASE("estimators: SIMD and scalar paths agree", "[estimators][simd
     for (const FormCase& form_case : form_cases(with_estimator(o, e), true)) {
       INFO(form_case.config.name() << " " << e.name);
       Harness<T> simd(form_case.config, form_case.shape), scalar(form_case.config, form_case.shape);
-      simd.randomize(17, 0.5);
-      scalar.randomize(17, 0.5);
       scalar.execution.simd = false;
-      simd.forward(Mode::train);
-      scalar.forward(Mode::train);
-      simd.backward();
-      scalar.backward();
+      train_both(simd, scalar, 17, 0.5);
       for (std::size_t g = 0; g < simd.context.lambda.size(); ++g)
         CHECK(simd.context.lambda[g] == Approx(scalar.context.lambda[g]).epsilon(rel).margin(rel));
       for (std::size_t i = 0; i < simd.out.size(); ++i) {
@@ -221,15 +227,10 @@ TEST_CASE("estimators: results are bit-identical on a thread pool", "[estimators
     for (const FormCase& form_case : form_cases(with_estimator(o, e), true)) {
       INFO(form_case.config.name() << " " << e.name);
       Harness<float> serial(form_case.config, form_case.shape), threaded(form_case.config, form_case.shape);
-      serial.randomize(23, 0.6);
-      threaded.randomize(23, 0.6);
       serial.noise = NoiseSource<float>::philox(5, 2);
       threaded.noise = NoiseSource<float>::philox(5, 2);
       threaded.execution.device = &device;
-      serial.forward(Mode::train);
-      threaded.forward(Mode::train);
-      serial.backward();
-      threaded.backward();
+      train_both(serial, threaded, 23, 0.6);
       CHECK(serial.out == threaded.out);
       CHECK(serial.grad_x == threaded.grad_x);
       CHECK(serial.grad_weight == threaded.grad_weight);

@@ -14,6 +14,14 @@
 
 namespace normnorm {
 
+// What the statistics phase of a forward concluded about a group.
+enum class GroupVerdict : char {
+  usable,
+  non_finite,  // NaN or Inf in the group (or in its sums)
+  zero_scale,  // variance + eps == 0: cannot be standardized
+  overflows,   // the power transform with this lambda would leave T's range
+};
+
 template <class T>
 struct SavedContext {
   Layout layout;
@@ -38,16 +46,17 @@ struct SavedContext {
   std::uint64_t noise_seed = 0;
   std::uint64_t noise_call = 0;
 
-  // Scratch kept here so repeated calls allocate once: which groups were finite
+  // Scratch kept here so repeated calls allocate once: each group's verdict
   // (forward), and backward's per-block, per-channel accumulators.
-  std::vector<char> group_finite;
+  std::vector<GroupVerdict> group_verdict;
   std::vector<T> channel_constants;  // evaluation with running statistics: the folded per-channel maps
   std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
   std::vector<double> channel_scratch;
 
   // Estimators newton and exact (docs/lambda-search.md): each group's search trace (what
   // the backward differentiates), and the standardized input laid out group-interleaved
-  // for the search (lanes = groups), with each group's largest h and -h.
+  // for the search (lanes = groups), with each group's largest h and -h (from the statistics
+  // phase, for the overflow check once lambda is known).
   std::vector<math::LambdaTrace<T>> lambda_traces;
   std::vector<T> lambda_workspace;
   std::vector<double> group_extremes;

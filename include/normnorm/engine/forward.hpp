@@ -144,10 +144,10 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   parallel_for(rq.device, blocks, block_bytes, 2.0 * double(block * size), [&](index_t b) {
     const index_t first = b * block, count = std::min(block, groups - first);
     Standardizer<T> standardize[block];
+    const T* rows[block] = {};
     for (index_t k = 0; k < count; ++k) standardize[k] = Standardizer<T>::from(ctx.mean[first + k], ctx.rstd[first + k]);
     const index_t length = layout.segment_length();
     for (index_t segment = 0; segment < layout.segments_per_group(); ++segment) {
-      const T* rows[block];
       for (index_t k = 0; k < count; ++k) rows[k] = rq.x + layout.segment_offset(first + k, segment);
       T* out = interleaved + segment * length * groups + first;
       for (index_t i = 0; i < length; ++i, out += groups)
@@ -196,20 +196,21 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   }
 
   // Phase 1: statistics of every group, before any write.
-  // group_finite: 1 usable, 0 non-finite, 2 zero variance with eps = 0, 3 the power overflows.
-  std::vector<char>& finite = ctx.group_finite;
-  finite.assign(static_cast<std::size_t>(groups), 1);
+  std::vector<GroupVerdict>& verdict = ctx.group_verdict;
+  verdict.assign(static_cast<std::size_t>(groups), GroupVerdict::usable);
   const double group_size = static_cast<double>(layout.group_size());
-  const bool search = options.power_transform && !use_running && searches_lambda(options);
+  const bool estimates_lambda = options.power_transform && !use_running;
+  const bool search = estimates_lambda && searches_lambda(options);
   if (search) ctx.group_extremes.resize(static_cast<std::size_t>(2 * groups));
   parallel_for(rq.device, groups, group_bytes, group_cycles, [&](index_t g) {
     const GroupStatistics stats = detail::statistics_for<T, Simd>(rq, use_running, g);
-    char verdict = 1;
-    if (stats.zero_scale) verdict = 2;
-    else if (!stats.finite) verdict = 0;
-    else if (options.power_transform && !use_running && !search && transform_overflows<T>(stats, options.eps, group_size)) verdict = 3;
-    finite[static_cast<std::size_t>(g)] = verdict;
-    if (search) {
+    GroupVerdict& v = verdict[static_cast<std::size_t>(g)];
+    if (stats.zero_scale) v = GroupVerdict::zero_scale;
+    else if (!stats.finite) v = GroupVerdict::non_finite;
+    else if (estimates_lambda && !search &&
+             transform_overflows<T>(stats.lambda, stats.max_h, stats.max_minus_h, options.eps, group_size))
+      v = GroupVerdict::overflows;
+    if (search) {  // the overflow check waits for the searched lambda
       ctx.group_extremes[static_cast<std::size_t>(2 * g)] = stats.max_h;
       ctx.group_extremes[static_cast<std::size_t>(2 * g + 1)] = stats.max_minus_h;
     }
@@ -223,27 +224,27 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     ctx.g2[g] = stats.g2;
     ctx.noise_scale[g] = 0.0;
   });
-  const bool all_usable = std::all_of(finite.begin(), finite.end(), [](char verdict) { return verdict == 1; });
+  const bool all_usable =
+      std::all_of(verdict.begin(), verdict.end(), [](GroupVerdict v) { return v == GroupVerdict::usable; });
   if (search && (all_usable || !training)) {
     // newton(k) or exact: one search over all groups at once (lanes = groups).
     detail::search_lambdas<T, Simd>(rq, ctx);
     for (index_t g = 0; g < groups; ++g) {
-      GroupStatistics stats;
-      stats.lambda = ctx.lambda[g];
-      stats.max_h = ctx.group_extremes[static_cast<std::size_t>(2 * g)];
-      stats.max_minus_h = ctx.group_extremes[static_cast<std::size_t>(2 * g + 1)];
-      char& verdict = finite[static_cast<std::size_t>(g)];
-      if (verdict == 1 && transform_overflows<T>(stats, options.eps, group_size)) verdict = 3;
+      const auto at = static_cast<std::size_t>(g);
+      if (verdict[at] == GroupVerdict::usable &&
+          transform_overflows<T>(ctx.lambda[g], ctx.group_extremes[2 * at], ctx.group_extremes[2 * at + 1], options.eps,
+                                 group_size))
+        verdict[at] = GroupVerdict::overflows;
     }
   }
   if (training)
     for (index_t g = 0; g < groups; ++g) {
-      const char verdict = finite[static_cast<std::size_t>(g)];
-      if (verdict == 1) continue;
+      const GroupVerdict v = verdict[static_cast<std::size_t>(g)];
+      if (v == GroupVerdict::usable) continue;
       std::string why;
-      if (verdict == 0) why = " contains NaN or Inf (or overflows its sums)";
-      if (verdict == 2) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";
-      if (verdict == 3)
+      if (v == GroupVerdict::non_finite) why = " contains NaN or Inf (or overflows its sums)";
+      if (v == GroupVerdict::zero_scale) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";
+      if (v == GroupVerdict::overflows)
         why = ": its lambda " + std::to_string(ctx.lambda[g]) + " makes the power transform overflow (" +
               (sizeof(T) == 4 ? "float" : "double") + ")";
       return Status::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +

@@ -24,12 +24,13 @@ struct GroupStatistics {
   bool zero_scale = false;  // var + eps == 0: the group cannot be standardized
 };
 
-// Whether y = s expm1(et L) / et on either side of the group, or a sum of M such
-// values (the spread), would leave T's range: log y ~ et L - log et must stay
-// below log(max T / (2 M)). A non-finite lambda counts as overflowing.
+// Whether y = s expm1(et L) / et on either side of a group, or a sum of M such
+// values (the spread), would leave T's range: log y ~ et L - log et must stay below
+// log(max T / (2 M)). max_h and max_minus_h are the group's largest h and -h (0 when
+// none). A non-finite lambda counts as overflowing.
 template <class T>
-inline bool transform_overflows(const GroupStatistics& stats, double eps, double group_size) {
-  if (!std::isfinite(stats.lambda)) return true;
+inline bool transform_overflows(double lambda, double max_h, double max_minus_h, double eps, double group_size) {
+  if (!std::isfinite(lambda)) return true;
   const double limit = std::log(static_cast<double>(std::numeric_limits<T>::max()) / (2.0 * group_size));
   const double sqrt_eps = std::sqrt(eps);
   auto side_overflows = [&](double eta, double largest) {
@@ -37,7 +38,7 @@ inline bool transform_overflows(const GroupStatistics& stats, double eps, double
     const double t = exponent * std::log1p(largest);
     return exponent > 0 && t > 1 && t - std::log(exponent) > limit;
   };
-  return side_overflows(stats.lambda, stats.max_h) || side_overflows(2.0 - stats.lambda, stats.max_minus_h);
+  return side_overflows(lambda, max_h) || side_overflows(2.0 - lambda, max_minus_h);
 }
 
 // Lambda from the group means of the per-element terms (docs/math.md):
@@ -96,13 +97,12 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
 
   if (options.power_transform) {
     const auto standardize = Standardizer<T>::from(stats.mean, stats.rstd);
-    // The extremes of h on each side, for transform_overflows(), ride along in the same pass.
+    // The extremes of h on each side, for transform_overflows(), ride along in the pass.
     using Wide = std::conditional_t<Simd, xsimd::batch<T>, T>;
     Wide wide_max_h(T(0)), wide_max_minus_h(T(0));
     T tail_max_h(0), tail_max_minus_h(0);
-    const auto sums = reduce_group<T, Simd, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
-      using V = decltype(zero);
-      const V value = load<V>(x + p);
+    auto standardized_tracking_extremes = [&](auto value) {
+      using V = decltype(value);
       const V h = standardize(value);
       if constexpr (std::is_same_v<V, T>) {
         tail_max_h = std::max(tail_max_h, h);
@@ -111,18 +111,33 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
         wide_max_h = xsimd::max(wide_max_h, h);
         wide_max_minus_h = xsimd::max(wide_max_minus_h, -h);
       }
-      const auto terms = math::lambda_terms<V, T>(h);
-      acc.add(0, terms.hd);
-      acc.add(1, terms.sL);
-      acc.add(2, terms.d);
-      acc.add(3, terms.dd);
-      acc.add(4, terms.he);
-    });
-    estimate_lambda(options, sums[0], sums[1], sums[2], sums[3], sums[4], group_size, stats);
+      return h;
+    };
+    if (searches_lambda(options)) {
+      // newton(k) and exact search afterwards, over all groups at once: this pass only
+      // takes the extremes (and sum(h), for non-finite input when standardize is off).
+      const auto sums = reduce_group<T, Simd, 1>(layout, group, [&](auto zero, index_t p, auto& acc) {
+        using V = decltype(zero);
+        acc.add(0, standardized_tracking_extremes(load<V>(x + p)));
+      });
+      stats.finite = stats.finite && std::isfinite(sums[0]);
+    } else {
+      // The paper's one-step estimate.
+      const auto sums = reduce_group<T, Simd, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
+        using V = decltype(zero);
+        const auto terms = math::lambda_terms<V, T>(standardized_tracking_extremes(load<V>(x + p)));
+        acc.add(0, terms.hd);
+        acc.add(1, terms.sL);
+        acc.add(2, terms.d);
+        acc.add(3, terms.dd);
+        acc.add(4, terms.he);
+      });
+      estimate_lambda(options, sums[0], sums[1], sums[2], sums[3], sums[4], group_size, stats);
+      // Non-finite input shows up in these sums even when standardize is off.
+      for (double s : sums) stats.finite = stats.finite && std::isfinite(s);
+    }
     stats.max_h = static_cast<double>(std::max(math::lane_max(wide_max_h), tail_max_h));
     stats.max_minus_h = static_cast<double>(std::max(math::lane_max(wide_max_minus_h), tail_max_minus_h));
-    // Non-finite input shows up in these sums even when standardize is off.
-    for (double s : sums) stats.finite = stats.finite && std::isfinite(s);
   }
   return stats;
 }
