@@ -90,10 +90,10 @@ long double newton_one_reference(const std::vector<T>& hv) {
 }
 
 // ---- helpers ---------------------------------------------------------------
-template <class T, bool Simd = false>
+template <class T, class Arch = nm::scalar_arch>
 LambdaTrace<T> search_one(const std::vector<T>& h, const LambdaSearchSettings& set) {
   LambdaTrace<T> tr;
-  nm::search_lambda<T, Simd>(h.data(), static_cast<index_t>(h.size()), 1, set, &tr);
+  nm::search_lambda<T, Arch>(h.data(), static_cast<index_t>(h.size()), 1, set, &tr);
   return tr;
 }
 LambdaSearchSettings exact_settings() { return LambdaSearchSettings{}; }
@@ -313,8 +313,8 @@ TEMPLATE_TEST_CASE("SIMD and scalar searches agree; results do not depend on pos
         for (index_t k = 0; k < groups; ++k) h[static_cast<std::size_t>(j * groups + k)] = T(g[static_cast<std::size_t>(k)][static_cast<std::size_t>(j)]);
       for (const LambdaSearchSettings& set : {exact_settings(), newton_settings(1), newton_settings(3)}) {
         std::vector<LambdaTrace<T>> simd(static_cast<std::size_t>(groups)), scalar(static_cast<std::size_t>(groups));
-        nm::search_lambda<T, true>(h.data(), M, groups, set, simd.data());
-        nm::search_lambda<T, false>(h.data(), M, groups, set, scalar.data());
+        nm::search_lambda<T, xsimd::default_arch>(h.data(), M, groups, set, simd.data());
+        nm::search_lambda<T, nm::scalar_arch>(h.data(), M, groups, set, scalar.data());
         for (index_t k = 0; k < groups; ++k) {
           INFO("groups " << groups << " M " << M << " group " << k << " kind " << int(set.kind));
           const auto& a = simd[static_cast<std::size_t>(k)];
@@ -493,12 +493,12 @@ TEST_CASE("degenerate and non-finite groups, bad settings", "[lambda_search]") {
   const double h[2] = {1.0, -1.0};
   LambdaSearchSettings set;
   set.lambda_min = 1.5;
-  CHECK_THROWS_AS((nm::search_lambda<double, false>(h, 2, 1, set, &tr)), std::invalid_argument);
+  CHECK_THROWS_AS((nm::search_lambda<double, nm::scalar_arch>(h, 2, 1, set, &tr)), std::invalid_argument);
   set = newton_settings(nm::kMaxNewtonSteps + 1);
-  CHECK_THROWS_AS((nm::search_lambda<double, false>(h, 2, 1, set, &tr)), std::invalid_argument);
+  CHECK_THROWS_AS((nm::search_lambda<double, nm::scalar_arch>(h, 2, 1, set, &tr)), std::invalid_argument);
   set = exact_settings();
   set.max_iterations = 0;
-  CHECK_THROWS_AS((nm::search_lambda<double, false>(h, 2, 1, set, &tr)), std::invalid_argument);
+  CHECK_THROWS_AS((nm::search_lambda<double, nm::scalar_arch>(h, 2, 1, set, &tr)), std::invalid_argument);
   // newton(0): lambda stays 1 and has no gradient.
   const LambdaTrace<double> n0 = search_one(reference_samples().front().h, newton_settings(0));
   CHECK(n0.lambda == 1.0);

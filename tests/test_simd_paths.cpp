@@ -5,52 +5,45 @@
 #include <catch2/catch.hpp>
 
 #include "harness.hpp"
+#include "path_comparison.hpp"
 #include "reference.hpp"
 
 using namespace normnorm;
 using namespace normnorm::test;
 
 TEMPLATE_TEST_CASE("SIMD and scalar paths agree on random configurations", "[simd]", float, double) {
-  std::mt19937 rng(2024);
-  auto pick = [&](int n) { return static_cast<index_t>(std::uniform_int_distribution<int>(1, n)(rng)); };
-  const double tol = sizeof(TestType) == 8 ? 1e-12 : 2e-5;
-  for (int trial = 0; trial < 60; ++trial) {
-    const int form = trial % 5;
-    Options o = default_options(static_cast<Form>(form));
-    o.order = 1 + trial % 2;
-    o.standardize = trial % 7 != 3;
-    o.affine = trial % 3 != 1;
-    const index_t n = 1 + pick(5), c = 2 * pick(3), h = pick(9), w = pick(11);
-    FormCase fc{LayerConfig::batch_normal_norm_2d(c, o), Shape{n, c, h, w}};
-    if (form == 0) fc = {LayerConfig::batch_normal_norm_1d(c, o), Shape{n + 7, c}};
-    if (form == 2) fc = {LayerConfig::layer_normal_norm(Shape{h, w}, o), Shape{n, h, w}};
-    if (form == 3) fc = {LayerConfig::group_normal_norm(2, c, o), Shape{n, c, h, w}};
-    if (form == 4) fc = {LayerConfig::instance_normal_norm_2d(c, o), Shape{n, c, h, w + 1}};
-    INFO("trial " << trial << ": " << fc.config.name() << " " << fc.shape.to_string());
-    Harness<TestType> simd(fc.config, fc.shape), scalar(fc.config, fc.shape);
-    simd.randomize(static_cast<unsigned>(trial));
-    scalar.randomize(static_cast<unsigned>(trial));
-    scalar.execution.simd = false;
-    for (auto* layer : {&simd, &scalar}) layer->noise = NoiseSource<TestType>::philox(99, static_cast<std::uint64_t>(trial));
-    for (Mode mode : {Mode::train, Mode::eval}) {
-      simd.forward(mode);
-      scalar.forward(mode);
-      simd.backward();
-      scalar.backward();
-      auto compare = [&](const std::vector<TestType>& a, const std::vector<TestType>& b, const char* what) {
-        double scale = 1;
-        for (auto v : b) scale = std::max(scale, std::abs(double(v)));
-        for (std::size_t i = 0; i < a.size(); ++i) {
-          INFO(what << "[" << i << "] " << a[i] << " vs " << b[i]);
-          REQUIRE(std::abs(double(a[i]) - double(b[i])) <= tol * scale);
-        }
-      };
-      compare(simd.out, scalar.out, "output");
-      compare(simd.grad_x, scalar.grad_x, "grad_x");
-      compare(simd.grad_weight, scalar.grad_weight, "grad_weight");
-      compare(simd.grad_bias, scalar.grad_bias, "grad_bias");
-      compare(simd.running_lambda, scalar.running_lambda, "running_lambda");
+  compare_path_with_scalar<TestType>(SimdPath::native);
+}
+
+TEMPLATE_TEST_CASE("Every SIMD path this program holds agrees with the scalar path", "[simd][dispatch]", float, double) {
+  for (const SimdPathInfo& info : available_simd_paths()) {
+    if (info.path == SimdPath::scalar || info.path == SimdPath::native) continue;  // native: the test above
+    compare_path_with_scalar<TestType>(info.path, 20);
+  }
+  // automatic resolves to one of them, never to the scalar path.
+  CHECK(std::string(resolved_simd_arch()) != "scalar");
+  CHECK(std::string(resolved_simd_arch(SimdPath::native)) == xsimd::default_arch::name());
+}
+
+TEST_CASE("A SIMD path this program does not hold is an invalid_argument that writes nothing", "[simd][dispatch]") {
+  if (engine::simd_dispatch_built) return;  // this binary has every path (tests/dispatch covers it)
+  FormCase fc{LayerConfig::batch_normal_norm_2d(4), Shape{3, 4, 5, 6}};
+  Harness<float> layer(fc.config, fc.shape);
+  layer.randomize(7);
+  layer.noise = NoiseSource<float>::philox(1, 2);
+  for (SimdPath path : {SimdPath::sse2, SimdPath::avx2, SimdPath::avx512}) {
+    layer.execution.simd_path = path;
+    const auto running_before = layer.running_mean;
+    const auto out_before = layer.out;
+    try {
+      layer.forward(Mode::train);
+      FAIL("no error for an absent path");
+    } catch (const std::invalid_argument& e) {
+      CHECK_THAT(e.what(), Catch::Contains("not built into this program"));
     }
+    CHECK(layer.running_mean == running_before);
+    CHECK(layer.out == out_before);
+    CHECK(layer.batches == 0);
   }
 }
 

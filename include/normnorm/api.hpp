@@ -14,8 +14,7 @@
 
 #include "normnorm/context.hpp"
 #include "normnorm/detail/validate.hpp"
-#include "normnorm/engine/backward.hpp"
-#include "normnorm/engine/forward.hpp"
+#include "normnorm/engine/dispatch.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/transpose.hpp"
 #include "normnorm/status.hpp"
@@ -23,12 +22,14 @@
 
 namespace normnorm {
 
-// How to run: the SIMD path (default) or the scalar reference path, serially
-// (default) or on the caller's Eigen thread pool. Results are bit-identical for
-// any thread count: work is split by group, and sums are reduced in fixed blocks.
+// How to run: a SIMD path (default: the best this program holds and this CPU
+// runs, engine/dispatch.hpp) or the scalar reference path, serially (default) or
+// on the caller's Eigen thread pool. Results are bit-identical for any thread
+// count: work is split by group, and sums are reduced in fixed blocks.
 struct Execution {
-  bool simd = true;
+  bool simd = true;  // false: the scalar path, whatever simd_path says
   const Eigen::ThreadPoolDevice* device = nullptr;
+  SimdPath simd_path = SimdPath::automatic;  // naming a path that is not available: invalid_argument
 };
 
 template <class T>
@@ -189,6 +190,8 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
+  const engine::Kernels<T>* kernels = nullptr;
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
@@ -206,8 +209,7 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
     if (noisy)
       request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), execution.device);
   }
-  NORMNORM_RETURN_IF_ERROR(execution.simd ? engine::forward<T, true>(request, context)
-                                           : engine::forward<T, false>(request, context));
+  NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
   if (t.active()) engine::transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
   context.shape = args.shape;
   context.memory_format = args.memory_format;
@@ -266,6 +268,8 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
 
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
+  const engine::Kernels<T>* kernels = nullptr;
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
   engine::BackwardRequest<T> rq;
   rq.layout = plan.layout;
   rq.options = config.options;
@@ -302,10 +306,7 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
       rq.external_noise = copy_noise.normals;
     }
   }
-  if (execution.simd)
-    engine::backward<T, true>(rq, context);
-  else
-    engine::backward<T, false>(rq, context);
+  kernels->backward(rq, context);
   context.noise_kind = caller_noise;
   if (t.active() && args.grad_input)
     engine::transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,

@@ -66,7 +66,7 @@ namespace detail {
 
 // Both passes for group g. The affine parameters' sums are added into
 // sum_g[c] and sum_gz[c] (c = channel), which the caller owns.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
                            index_t g, double* sum_g, double* sum_gz) {
   const Options& options = rq.options;
@@ -102,10 +102,10 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
     for (index_t start = 0; start < run.length; start += chunk) {
       const index_t n = std::min(chunk, run.length - start);
-      if (sigma != T(0)) noise.fill(run.offset + start, n, normals);
-      math::LaneSums<T, Simd, 5> sums;
-      math::LaneSums<T, Simd, 2> channel_sums;
-      math::for_each_lane<T, Simd>(n, [&](auto zero, index_t i) {
+      if (sigma != T(0)) noise.template fill<math::vector_arch<Arch>>(run.offset + start, n, normals);
+      math::LaneSums<T, Arch, 5> sums;
+      math::LaneSums<T, Arch, 2> channel_sums;
+      math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
         using V = decltype(zero);
         const index_t p = run.offset + start + i;
         const V h = standardized(math::load<V>(rq.x + p));
@@ -157,7 +157,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
 
   // Pass 2: grad_x.
   for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
-    math::for_each_lane<T, Simd>(run.length, [&](auto zero, index_t i) {
+    math::for_each_lane<T, Arch>(run.length, [&](auto zero, index_t i) {
       using V = decltype(zero);
       const index_t p = run.offset + i;
       const V h = standardized(math::load<V>(rq.x + p));
@@ -178,7 +178,7 @@ constexpr index_t max_accumulator_blocks = 64;
 
 }  // namespace detail
 
-template <class T, bool Simd>
+template <class T, class Arch>
 inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
   const Layout& layout = rq.layout;
   const index_t groups = layout.num_groups();
@@ -198,7 +198,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
   double* scratch = ctx.channel_scratch.data();
   if (layout.groups_span_batch) {
     parallel_for(rq.device, groups, 3 * group_bytes, group_cycles, [&](index_t g) {
-      detail::backward_group<T, Simd>(rq, ctx, noise, g, scratch, scratch + channels);
+      detail::backward_group<T, Arch>(rq, ctx, noise, g, scratch, scratch + channels);
     });
   } else {
     parallel_for(rq.device, blocks, 3 * group_bytes * static_cast<double>(groups_per_block),
@@ -206,7 +206,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
                    double* sum_g = scratch + 2 * channels * block;
                    const index_t last = std::min(groups, (block + 1) * groups_per_block);
                    for (index_t g = block * groups_per_block; g < last; ++g)
-                     detail::backward_group<T, Simd>(rq, ctx, noise, g, sum_g, sum_g + channels);
+                     detail::backward_group<T, Arch>(rq, ctx, noise, g, sum_g, sum_g + channels);
                  });
   }
   for (index_t c = 0; c < channels; ++c) {

@@ -45,7 +45,7 @@ inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bo
 }
 
 // Fills ctx (for backward) and ctx.channel_constants, then writes out.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
                                         const T* bias, const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
                                         const Eigen::ThreadPoolDevice* device) {
@@ -80,7 +80,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                  const T* row_x = x + n * row;
                  T* row_out = out + n * row;
                  if (layout.inner == 1) {  // (N, C): lanes run across channels
-                   math::for_each_lane<T, Simd>(channels, [&](auto zero, index_t c) {
+                   math::for_each_lane<T, Arch>(channels, [&](auto zero, index_t c) {
                      using V = decltype(zero);
                      math::store(row_out + c, apply_channel_map(math::load<V>(row_x + c), maps, c, true));
                    });
@@ -88,7 +88,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                  }
                  for (index_t c = 0; c < channels; ++c) {
                    const index_t offset = c * layout.inner;
-                   math::for_each_lane<T, Simd>(layout.inner, [&](auto zero, index_t i) {
+                   math::for_each_lane<T, Arch>(layout.inner, [&](auto zero, index_t i) {
                      using V = decltype(zero);
                      math::store(row_out + offset + i, apply_channel_map(math::load<V>(row_x + offset + i), maps, c, false));
                    });

@@ -38,9 +38,9 @@ struct ForwardRequest {
 namespace detail {
 
 // Statistics of group g, either estimated from the group or read from the running buffers.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline GroupStatistics statistics_for(const ForwardRequest<T>& rq, bool use_running, index_t group) {
-  if (!use_running) return group_statistics<T, Simd>(rq.layout, rq.options, rq.x, group);
+  if (!use_running) return group_statistics<T, Arch>(rq.layout, rq.options, rq.x, group);
   GroupStatistics stats;
   if (rq.options.standardize) {
     stats.mean = static_cast<double>(rq.running.mean[group]);
@@ -53,7 +53,7 @@ inline GroupStatistics statistics_for(const ForwardRequest<T>& rq, bool use_runn
 
 // out = gamma (y + sigma n) + beta over one group, y read from `source`
 // (x, transformed on the fly, or y already written to out).
-template <class T, bool Simd, bool SourceIsY>
+template <class T, class Arch, bool SourceIsY>
 inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Standardizer<T>& standardize,
                          const math::PowerTransform<T>& transform, T sigma) {
   constexpr index_t chunk = 256;
@@ -61,8 +61,8 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
   for_each_affine_run(rq.layout, group, [&](const AffineRun& run) {
     for (index_t start = 0; start < run.length; start += chunk) {
       const index_t n = std::min(chunk, run.length - start);
-      if (sigma != T(0)) rq.noise.fill(run.offset + start, n, normals);
-      math::for_each_lane<T, Simd>(n, [&](auto zero, index_t i) {
+      if (sigma != T(0)) rq.noise.template fill<math::vector_arch<Arch>>(run.offset + start, n, normals);
+      math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
         using V = decltype(zero);
         const index_t p = run.offset + start + i;
         V z;
@@ -83,7 +83,7 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
 
 
 // Phase 2 for one group: transform, noise and affine, and its running statistics.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index_t g, bool need_spread, bool noisy,
                         bool update_running, double factor) {
   const Options& options = rq.options;
@@ -92,24 +92,24 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
   const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
   double spread = 0.0;  // norm = mean |y - mean(y)|
   if (!need_spread) {
-    write_affine<T, Simd, false>(rq, g, standardize, transform, T(0));
+    write_affine<T, Arch, false>(rq, g, standardize, transform, T(0));
   } else {
     // y into out while summing it; then the mean absolute deviation; then noise and affine in place.
-    const auto sum_y = reduce_group<T, Simd, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
+    const auto sum_y = reduce_group<T, Arch, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
       using V = decltype(zero);
       const V y = math::power_transform(standardize(math::load<V>(rq.x + p)), transform);
       math::store(rq.out + p, y);
       sums.add(0, y);
     });
     const T mean_y = T(sum_y[0] / group_size);
-    const auto deviation = reduce_group<T, Simd, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
+    const auto deviation = reduce_group<T, Arch, 1>(rq.layout, g, [&](auto zero, index_t p, auto& sums) {
       using V = decltype(zero);
       sums.add(0, math::abs(math::load<V>(rq.out + p) - V(mean_y)));
     });
     spread = deviation[0] / group_size;
     const double sigma = noisy ? options.noise_train * spread : 0.0;
     ctx.noise_scale[g] = sigma;
-    write_affine<T, Simd, true>(rq, g, standardize, transform, T(sigma));
+    write_affine<T, Arch, true>(rq, g, standardize, transform, T(sigma));
   }
   if (update_running) {
     // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
@@ -129,7 +129,7 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
 // Estimators newton and exact: the standardized input, group-interleaved
 // (value j of group g at j * groups + g), then math::search_lambda over it. Each
 // group's trace stays in the context for the backward.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   const Layout& layout = rq.layout;
   const index_t groups = layout.num_groups(), size = layout.group_size();
@@ -158,7 +158,7 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   settings.kind = rq.options.estimator == LambdaEstimator::exact ? math::LambdaSearchKind::exact
                                                                   : math::LambdaSearchKind::newton;
   settings.newton_steps = rq.options.newton_iterations;
-  math::search_lambda<T, Simd>(interleaved, size, groups, settings, ctx.lambda_traces.data());
+  math::search_lambda<T, Arch>(interleaved, size, groups, settings, ctx.lambda_traces.data());
   for (index_t g = 0; g < groups; ++g) ctx.lambda[g] = ctx.lambda_traces[static_cast<std::size_t>(g)].lambda;
 }
 
@@ -166,7 +166,7 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
 
 // Fails (domain_error, before any write) on a training group that is not finite,
 // cannot be standardized, or whose power transform would overflow T.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   const Layout& layout = rq.layout;
   const Options& options = rq.options;
@@ -189,7 +189,7 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
 
   if (use_running && options.power_transform) {
     // A fixed per-element map: one pass (engine/evaluation.hpp).
-    evaluate_with_running_stats<T, Simd>(layout, options, rq.x, rq.weight, rq.bias, rq.running, rq.out, ctx, rq.device);
+    evaluate_with_running_stats<T, Arch>(layout, options, rq.x, rq.weight, rq.bias, rq.running, rq.out, ctx, rq.device);
     for (index_t g = 0; g < groups; ++g) ctx.noise_scale[g] = 0.0;
     ctx.valid = true;
     return {};
@@ -203,7 +203,7 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   const bool search = estimates_lambda && searches_lambda(options);
   if (search) ctx.group_extremes.resize(static_cast<std::size_t>(2 * groups));
   parallel_for(rq.device, groups, group_bytes, group_cycles, [&](index_t g) {
-    const GroupStatistics stats = detail::statistics_for<T, Simd>(rq, use_running, g);
+    const GroupStatistics stats = detail::statistics_for<T, Arch>(rq, use_running, g);
     GroupVerdict& v = verdict[static_cast<std::size_t>(g)];
     if (stats.zero_scale) v = GroupVerdict::zero_scale;
     else if (!stats.finite) v = GroupVerdict::non_finite;
@@ -228,7 +228,7 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
       std::all_of(verdict.begin(), verdict.end(), [](GroupVerdict v) { return v == GroupVerdict::usable; });
   if (search && (all_usable || !training)) {
     // newton(k) or exact: one search over all groups at once (lanes = groups).
-    detail::search_lambdas<T, Simd>(rq, ctx);
+    detail::search_lambdas<T, Arch>(rq, ctx);
     for (index_t g = 0; g < groups; ++g) {
       const auto at = static_cast<std::size_t>(g);
       if (verdict[at] == GroupVerdict::usable &&
@@ -261,7 +261,7 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
 
   // Phase 2: transform, noise and affine, group by group.
   parallel_for(rq.device, groups, 3 * group_bytes, 3 * group_cycles, [&](index_t g) {
-    detail::write_group<T, Simd>(rq, ctx, g, need_spread, noisy, update_running, factor);
+    detail::write_group<T, Arch>(rq, ctx, g, need_spread, noisy, update_running, factor);
   });
   ctx.valid = true;
   return {};

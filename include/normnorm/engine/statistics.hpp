@@ -62,14 +62,14 @@ inline void estimate_lambda(const Options& options, double sum_hd, double sum_sL
     stats.lambda = 1.0 - options.alpha * stats.g1 / (stats.g2 + std::sqrt(options.eps));
 }
 
-template <class T, bool Simd>
+template <class T, class Arch>
 inline GroupStatistics group_statistics(const Layout& layout, const Options& options, const T* x, index_t group) {
   using math::load;
   GroupStatistics stats;
   const double group_size = static_cast<double>(layout.group_size());
 
   // The sum is taken even without standardization: it is how non-finite input is detected.
-  const auto sum = reduce_group<T, Simd, 1>(layout, group, [&](auto zero, index_t p, auto& sums) {
+  const auto sum = reduce_group<T, Arch, 1>(layout, group, [&](auto zero, index_t p, auto& sums) {
     sums.add(0, load<decltype(zero)>(x + p));
   });
   stats.finite = std::isfinite(sum[0]);
@@ -81,7 +81,7 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
     // is sum((x - m)^2) / M - (sum(x - m) / M)^2, exactly. No extra pass.
     stats.mean = sum[0] / group_size;
     const T mean = T(stats.mean);
-    const auto deviations = reduce_group<T, Simd, 2>(layout, group, [&](auto zero, index_t p, auto& sums) {
+    const auto deviations = reduce_group<T, Arch, 2>(layout, group, [&](auto zero, index_t p, auto& sums) {
       using V = decltype(zero);
       const V centred = load<V>(x + p) - V(mean);
       sums.add(0, centred * centred);
@@ -98,7 +98,7 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
   if (options.power_transform) {
     const auto standardize = Standardizer<T>::from(stats.mean, stats.rstd);
     // The extremes of h on each side, for transform_overflows(), ride along in the pass.
-    using Wide = std::conditional_t<Simd, xsimd::batch<T>, T>;
+    using Wide = math::lane_batch<T, Arch>;
     Wide wide_max_h(T(0)), wide_max_minus_h(T(0));
     T tail_max_h(0), tail_max_minus_h(0);
     auto standardized_tracking_extremes = [&](auto value) {
@@ -116,14 +116,14 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
     if (searches_lambda(options)) {
       // newton(k) and exact search afterwards, over all groups at once: this pass only
       // takes the extremes (and sum(h), for non-finite input when standardize is off).
-      const auto sums = reduce_group<T, Simd, 1>(layout, group, [&](auto zero, index_t p, auto& acc) {
+      const auto sums = reduce_group<T, Arch, 1>(layout, group, [&](auto zero, index_t p, auto& acc) {
         using V = decltype(zero);
         acc.add(0, standardized_tracking_extremes(load<V>(x + p)));
       });
       stats.finite = stats.finite && std::isfinite(sums[0]);
     } else {
       // The paper's one-step estimate.
-      const auto sums = reduce_group<T, Simd, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
+      const auto sums = reduce_group<T, Arch, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
         using V = decltype(zero);
         const auto terms = math::lambda_terms<V, T>(standardized_tracking_extremes(load<V>(x + p)));
         acc.add(0, terms.hd);

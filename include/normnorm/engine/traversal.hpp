@@ -14,17 +14,17 @@ namespace normnorm::engine {
 
 // Sums K per-element quantities over a group. kernel(V zero, index_t offset, sums)
 // adds the terms of the lane(s) at flat offset `offset` into `sums`.
-template <class T, bool Simd, int K, class Kernel>
+template <class T, class Arch, int K, class Kernel>
 inline std::array<double, K> reduce_group(const Layout& layout, index_t group, Kernel&& kernel) {
   std::array<double, K> totals{};
-  math::LaneSums<T, Simd, K> sums;
+  math::LaneSums<T, Arch, K> sums;
   const index_t length = layout.segment_length();
   for (index_t segment = 0; segment < layout.segments_per_group(); ++segment) {
     const index_t base = layout.segment_offset(group, segment);
     for (index_t start = 0; start < length; start += math::reduction_block) {
       const index_t n = std::min(math::reduction_block, length - start);
       sums.reset();
-      math::for_each_lane<T, Simd>(n, [&](auto zero, index_t i) { kernel(zero, base + start + i, sums); });
+      math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) { kernel(zero, base + start + i, sums); });
       for (int k = 0; k < K; ++k) totals[k] += sums.total(k);
     }
   }

@@ -289,17 +289,17 @@ inline void search_batch(const typename lane_traits<V>::scalar* h, index_t size,
 
 // Searches lambda for every group of the group-interleaved array h (value j of
 // group g at h[j * groups + g], j < size): SIMD batches of groups first, the
-// remaining groups one at a time on the scalar path (Simd = false: all scalar).
+// remaining groups one at a time on the scalar path (Arch = scalar_arch: all scalar).
 // Writes traces[0 .. groups). Throws std::invalid_argument for bad settings.
-template <class T, bool Simd>
+template <class T, class Arch>
 inline void search_lambda(const T* h, index_t size, index_t groups, const LambdaSearchSettings& settings,
                           LambdaTrace<T>* traces) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float or double");
   validate(settings);
   if (size < 0 || groups < 0) detail::raise(Status::invalid_argument("normnorm: lambda search: negative size or group count"));
   index_t g = 0;
-  if constexpr (Simd) {
-    using B = xsimd::batch<T>;
+  if constexpr (is_simd<Arch>) {
+    using B = xsimd::batch<T, Arch>;
     constexpr index_t width = static_cast<index_t>(B::size);
     for (; g + width <= groups; g += width) search_detail::search_batch<B>(h + g, size, groups, settings, traces + g);
   }

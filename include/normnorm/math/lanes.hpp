@@ -14,6 +14,22 @@
 
 namespace normnorm::math {
 
+// The instruction set a kernel is instantiated for: an xsimd architecture
+// (xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2, ...) or scalar_arch,
+// the scalar reference path. engine/dispatch.hpp picks one at run time.
+struct scalar_arch {
+  static constexpr const char* name() noexcept { return "scalar"; }
+};
+template <class Arch> inline constexpr bool is_simd = !std::is_same_v<Arch, scalar_arch>;
+// For code with no scalar form (the noise generator): Arch, or the compiled
+// default architecture on the scalar path.
+template <class Arch> using vector_arch = std::conditional_t<is_simd<Arch>, Arch, xsimd::default_arch>;
+
+// The lane type of a kernel: xsimd::batch<T, Arch>, or T itself on the scalar path.
+template <class T, class Arch> struct lane_batch_of { using type = xsimd::batch<T, Arch>; };
+template <class T> struct lane_batch_of<T, scalar_arch> { using type = T; };
+template <class T, class Arch> using lane_batch = typename lane_batch_of<T, Arch>::type;
+
 template <class V> struct lane_traits { using scalar = V; static constexpr index_t width = 1; };
 template <class T, class A> struct lane_traits<xsimd::batch<T, A>> {
   using scalar = T;
@@ -84,13 +100,13 @@ template <class V> inline typename lane_traits<V>::scalar lane_max(const V& v) {
 }
 
 // Runs kernel(V{}, i) over [0, n): SIMD batches first, then the scalar tail.
-// With Simd = false every element takes the scalar path (the reference path the
-// SIMD one is tested against).
-template <class T, bool Simd, class Kernel>
+// With Arch = scalar_arch every element takes the scalar path (the reference
+// path the SIMD ones are tested against).
+template <class T, class Arch, class Kernel>
 inline void for_each_lane(index_t n, Kernel&& kernel) {
   index_t i = 0;
-  if constexpr (Simd) {
-    using B = xsimd::batch<T>;
+  if constexpr (is_simd<Arch>) {
+    using B = xsimd::batch<T, Arch>;
     constexpr index_t width = static_cast<index_t>(B::size);
     for (; i + width <= n; i += width) kernel(B(T(0)), i);
   }
@@ -99,9 +115,9 @@ inline void for_each_lane(index_t n, Kernel&& kernel) {
 
 // K running sums kept per lane type (batch lanes and scalar tail), folded into
 // double: summation order is fixed by the data layout alone, never by threads.
-template <class T, bool Simd, int K>
+template <class T, class Arch, int K>
 struct LaneSums {
-  using B = std::conditional_t<Simd, xsimd::batch<T>, T>;
+  using B = lane_batch<T, Arch>;
   B wide[K];
   T tail[K];
   LaneSums() { reset(); }

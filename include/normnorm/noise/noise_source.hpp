@@ -34,10 +34,12 @@ struct NoiseSource {
   }
 
   // Draws for flat input offsets [first, first + count): keyed by the offset,
-  // so the value never depends on how the work is split.
+  // so the value never depends on how the work is split. Arch: the instruction
+  // set the generator runs with (the engine passes its own).
+  template <class Arch = xsimd::default_arch>
   void fill(index_t first, index_t count, T* out) const {
     if (kind == NoiseKind::philox) {
-      noise::fill_standard_normals<T>(seed, call, static_cast<std::uint64_t>(first),
+      noise::fill_standard_normals<T, Arch>(seed, call, static_cast<std::uint64_t>(first),
                                       static_cast<std::size_t>(count), out);
     } else if (kind == NoiseKind::external) {
       for (index_t i = 0; i < count; ++i) out[i] = normals[first + i];

@@ -49,10 +49,8 @@ inline constexpr double kTwoToMinus23 = 1.0 / 8388608.0;
 constexpr std::uint32_t low32(std::uint64_t x) noexcept { return static_cast<std::uint32_t>(x); }
 constexpr std::uint32_t high32(std::uint64_t x) noexcept { return static_cast<std::uint32_t>(x >> 32); }
 
-using NoiseArch = xsimd::default_arch;
 inline constexpr std::size_t kTileLanes = 16;                  // blocks per tile
 inline constexpr std::size_t kNormalsPerTile = 4 * kTileLanes;  // 64 draws
-static_assert(kTileLanes % Words<NoiseArch>::size == 0, "the SIMD width must divide the tile");
 
 // (sin, cos) of 2 pi u for u in (0, 1), without a general range reduction: the
 // quadrant q = round(4 u) is exact, f = u - q / 4 in [-1/8, 1/8] is exact, and
@@ -83,9 +81,11 @@ inline std::pair<F, F> sincos_two_pi(const F& u) noexcept {
   return {xsimd::select(sin_negative, F(0.0f) - sin_abs, sin_abs), xsimd::select(cos_negative, F(0.0f) - cos_abs, cos_abs)};
 }
 
-// The 64 draws of tile `tile`, in index order.
+// The 64 draws of tile `tile`, in index order, computed with instruction set A
+// (the tile is fixed, so every A gives the same draws up to FMA rounding).
+template <class A>
 inline void normals_for_tile(std::uint64_t seed, std::uint64_t call, std::uint64_t tile, float* out) noexcept {
-  using A = NoiseArch;
+  static_assert(kTileLanes % Words<A>::size == 0, "the SIMD width must divide the tile");
   using F = xsimd::batch<float, A>;
   using I = xsimd::batch<std::int32_t, A>;
   constexpr std::size_t width = Words<A>::size;
@@ -118,7 +118,7 @@ inline void normals_for_tile(std::uint64_t seed, std::uint64_t call, std::uint64
 
 // Writes standard-normal draws for logical element indices [first_index, first_index + count)
 // of training call `call` under `seed`. out[k] is the draw for index first_index + k.
-template <class T>  // float or double
+template <class T, class A = xsimd::default_arch>  // T float or double; A the instruction set
 void fill_standard_normals(std::uint64_t seed, std::uint64_t call, std::uint64_t first_index,
                            std::size_t count, T* out) noexcept {
   constexpr std::size_t per_tile = detail::kNormalsPerTile;
@@ -130,13 +130,13 @@ void fill_standard_normals(std::uint64_t seed, std::uint64_t call, std::uint64_t
     const std::size_t take = std::min(per_tile - skip, count - written);
     if constexpr (std::is_same_v<T, float>) {
       if (skip == 0 && take == per_tile) {  // a whole tile: straight into the output
-        detail::normals_for_tile(seed, call, tile, out + written);
+        detail::normals_for_tile<A>(seed, call, tile, out + written);
         written += per_tile;
         ++tile;
         continue;
       }
     }
-    detail::normals_for_tile(seed, call, tile, normals);
+    detail::normals_for_tile<A>(seed, call, tile, normals);
     for (std::size_t k = 0; k < take; ++k) out[written + k] = static_cast<T>(normals[skip + k]);
     written += take;
     skip = 0;

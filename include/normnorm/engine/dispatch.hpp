@@ -1,0 +1,229 @@
+#pragma once
+// Which instruction set runs the kernels, chosen at run time.
+//
+// Every kernel is a template over an instruction set Arch (lanes.hpp). A program
+// always holds two kernel sets: the scalar reference path and "native", the
+// xsimd::default_arch of the translation unit that calls normnorm (what its -m
+// flags allow). A program built for baseline x86-64 can add more: CMake's
+// normnorm_add_simd_dispatch(<target>) (cmake/normnorm_dispatch.cmake) compiles
+// normnorm/simd_dispatch_target.hpp three times, with SSE2, AVX2+FMA and AVX-512
+// flags, and defines NORMNORM_SIMD_DISPATCH; each of those translation units
+// defines one dispatch_kernels_<target>() below. SimdPath::automatic then takes,
+// through xsimd::dispatch, the best of them this CPU runs (or native, if better).
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "normnorm/engine/backward.hpp"
+#include "normnorm/engine/forward.hpp"
+#include "normnorm/status.hpp"
+
+#include "normnorm/detail/begin_simd_code.hpp"
+
+namespace normnorm {
+
+enum class SimdPath : unsigned char {
+  automatic,  // the best path this program holds and this CPU runs (the default)
+  scalar,     // the scalar reference path (what Execution::simd = false also selects)
+  native,     // xsimd::default_arch of the calling translation unit
+  sse2,       // dispatch targets: only with normnorm_add_simd_dispatch()
+  avx2,       //   (AVX2 + FMA)
+  avx512,     //   (AVX-512 F, CD, DQ, BW)
+};
+
+inline const char* to_string(SimdPath path) noexcept {
+  switch (path) {
+    case SimdPath::automatic: return "automatic";
+    case SimdPath::scalar: return "scalar";
+    case SimdPath::native: return "native";
+    case SimdPath::sse2: return "sse2";
+    case SimdPath::avx2: return "avx2";
+    case SimdPath::avx512: return "avx512";
+  }
+  return "unknown";
+}
+
+namespace engine {
+
+template <class T>
+struct Kernels {
+  Status (*forward)(const ForwardRequest<T>&, SavedContext<T>&) = nullptr;
+  void (*backward)(const BackwardRequest<T>&, SavedContext<T>&) = nullptr;
+};
+
+// One instruction set's kernels, for both value types.
+struct KernelSet {
+  const char* arch_name = "";  // xsimd's name ("avx512bw", "fma3<avx2>", ...) or "scalar"
+  unsigned arch_version = 0;   // xsimd's ordering of instruction sets (0: scalar)
+  Kernels<float> f32;
+  Kernels<double> f64;
+  // The built-in noise generator as this instruction set computes it (the scalar
+  // path uses native's): the Philox words are the same everywhere, the float
+  // arithmetic after them may round differently where FMA contracts it.
+  void (*fill_normals)(std::uint64_t seed, std::uint64_t call, std::uint64_t first_index, std::size_t count,
+                       float* out) noexcept = nullptr;
+
+  template <class T> const Kernels<T>& of() const {
+    if constexpr (std::is_same_v<T, float>) return f32;
+    else return f64;
+  }
+};
+
+template <class Arch>
+inline unsigned arch_version() {
+  if constexpr (math::is_simd<Arch>) return Arch::version();
+  else return 0;
+}
+
+template <class Arch>
+inline KernelSet kernel_set() {
+  return {Arch::name(), arch_version<Arch>(), {&forward<float, Arch>, &backward<float, Arch>},
+          {&forward<double, Arch>, &backward<double, Arch>},
+          &noise::fill_standard_normals<float, math::vector_arch<Arch>>};
+}
+
+// Whether the operating system saves the AVX (ymm) and AVX-512 (zmm, k) register
+// state: xsimd 8.1 reads only the CPU's feature bits, but a CPU may have AVX-512
+// that the OS (or a hypervisor) leaves disabled. XCR0 via xgetbv, when OSXSAVE is set.
+struct OsSimdState {
+  bool avx = false, avx512 = false;
+};
+inline OsSimdState os_simd_state() noexcept {
+  OsSimdState state;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  unsigned eax = 1, ebx = 0, ecx = 0, edx = 0;
+  __asm__("cpuid" : "+a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx));
+  if (!((ecx >> 27) & 1u)) return state;  // no OSXSAVE: no xgetbv
+  unsigned xcr0_low = 0, xcr0_high = 0;
+  __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+  state.avx = (xcr0_low & 0x6u) == 0x6u;             // SSE and AVX state
+  state.avx512 = (xcr0_low & 0xE6u) == 0xE6u;        // plus opmask, ZMM_Hi256, Hi16_ZMM
+#else
+  state.avx = state.avx512 = true;  // not x86 (no such instruction sets), or an unknown compiler
+#endif
+  return state;
+}
+
+// Whether this CPU (and its OS) runs code built for an instruction set of this
+// version: the criterion xsimd::dispatch applies, plus the OS state above.
+inline bool cpu_runs(unsigned version) {
+  static const OsSimdState os = os_simd_state();
+  static const auto cpu = xsimd::available_architectures();
+  if (version > cpu.best) return false;
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+  if (version >= xsimd::avx512f::version()) return os.avx512 && cpu.avx512f && cpu.avx512cd && cpu.avx512dq && cpu.avx512bw;
+  if (version >= xsimd::avx::version()) return os.avx;
+#endif
+  return true;
+}
+
+// Defined by the translation units normnorm_add_simd_dispatch() adds (one each).
+const KernelSet& dispatch_kernels_sse2();
+const KernelSet& dispatch_kernels_avx2();
+const KernelSet& dispatch_kernels_avx512();
+
+#if defined(NORMNORM_SIMD_DISPATCH)
+inline constexpr bool simd_dispatch_built = true;
+#else
+inline constexpr bool simd_dispatch_built = false;
+#endif
+
+// xsimd::dispatch's functor: the dispatch target for an instruction set.
+struct DispatchTargetFor {
+  template <class Arch>
+  const KernelSet* operator()(Arch) const noexcept {
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) return &dispatch_kernels_avx512();
+    else if constexpr (std::is_base_of_v<xsimd::fma3<xsimd::avx2>, Arch>) return &dispatch_kernels_avx2();
+    else return &dispatch_kernels_sse2();
+  }
+};
+
+// The kernels of a path, or null when this program lacks it or this CPU cannot
+// run it. Templates over the calling translation unit's native architecture and
+// dispatch setting, so translation units built with different flags never share
+// one definition.
+template <class NativeArch = xsimd::default_arch, bool Dispatch = simd_dispatch_built>
+inline const KernelSet* kernels_for(SimdPath path) {
+  static const KernelSet scalar = kernel_set<math::scalar_arch>();
+  static const KernelSet native = kernel_set<NativeArch>();
+  auto runnable = [](const KernelSet* set) { return set && cpu_runs(set->arch_version) ? set : nullptr; };
+  switch (path) {
+    case SimdPath::scalar: return &scalar;
+    case SimdPath::native: return &native;
+    case SimdPath::automatic: {
+      static const KernelSet* const best = [] {
+        const KernelSet* chosen = &native;
+        if constexpr (Dispatch) {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+          using Targets = xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
+          const KernelSet* target = xsimd::dispatch<Targets>(DispatchTargetFor{})();
+          // xsimd::dispatch reads the CPU's bits only: step down while the OS refuses the state.
+          if (!cpu_runs(target->arch_version) && target == &dispatch_kernels_avx512()) target = &dispatch_kernels_avx2();
+          if (!cpu_runs(target->arch_version)) target = &dispatch_kernels_sse2();
+          if (cpu_runs(target->arch_version) && target->arch_version > chosen->arch_version) chosen = target;
+#endif
+        }
+        return chosen;
+      }();
+      return best;
+    }
+    case SimdPath::sse2:
+    case SimdPath::avx2:
+    case SimdPath::avx512:
+      if constexpr (Dispatch) {
+        if (path == SimdPath::sse2) return runnable(&dispatch_kernels_sse2());
+        if (path == SimdPath::avx2) return runnable(&dispatch_kernels_avx2());
+        return runnable(&dispatch_kernels_avx512());
+      }
+      return nullptr;
+  }
+  return nullptr;
+}
+
+template <class T, class NativeArch = xsimd::default_arch, bool Dispatch = simd_dispatch_built>
+inline Status select_kernels(bool simd, SimdPath path, const Kernels<T>*& kernels) {
+  const KernelSet* set = kernels_for<NativeArch, Dispatch>(simd ? path : SimdPath::scalar);
+  if (!set)
+    return Status::invalid_argument(std::string("normnorm: SIMD path ") + to_string(path) +
+                                    (Dispatch || path == SimdPath::automatic || path == SimdPath::native
+                                         ? " is not supported by this CPU"
+                                         : " is not built into this program (see normnorm_add_simd_dispatch)"));
+  kernels = &set->of<T>();
+  return {};
+}
+
+}  // namespace engine
+
+// A path this program holds and this CPU runs, as it resolves.
+struct SimdPathInfo {
+  SimdPath path;
+  const char* arch_name;  // the xsimd architecture it runs ("scalar" for the scalar path)
+};
+
+// Every path available here, scalar first, then native, then the dispatch
+// targets this CPU runs. What automatic resolves to is available_simd_paths()
+// entry whose arch matches resolved_simd_path().
+// (Templates only so that translation units built with different flags never
+// share one definition; call them without arguments.)
+template <class NativeArch = xsimd::default_arch, bool Dispatch = engine::simd_dispatch_built>
+inline std::vector<SimdPathInfo> available_simd_paths() {
+  std::vector<SimdPathInfo> paths;
+  for (SimdPath path : {SimdPath::scalar, SimdPath::native, SimdPath::sse2, SimdPath::avx2, SimdPath::avx512})
+    if (const engine::KernelSet* set = engine::kernels_for<NativeArch, Dispatch>(path))
+      paths.push_back({path, set->arch_name});
+  return paths;
+}
+
+// The xsimd architecture a path runs here ("" when it is not available).
+template <class NativeArch = xsimd::default_arch, bool Dispatch = engine::simd_dispatch_built>
+inline const char* resolved_simd_arch(SimdPath path = SimdPath::automatic) {
+  const engine::KernelSet* set = engine::kernels_for<NativeArch, Dispatch>(path);
+  return set ? set->arch_name : "";
+}
+
+}  // namespace normnorm
+
+#include "normnorm/detail/end_simd_code.hpp"
