@@ -48,7 +48,10 @@ import torch
 from torch import nn
 
 FORMS = ("batch_1d", "batch_2d", "layer", "group", "instance_2d")
-MODES = ("train_fwd", "train_fwd_bwd", "eval_fwd")
+MODES = ("train_fwd", "train_fwd_bwd", "eval_fwd", "eval_fwd_poly")
+# eval_fwd_poly: normnorm with EvaluationMap::polynomial (batch forms, float); the PyTorch
+# sides run exactly as for eval_fwd.
+POLY_FORMS = ("batch_1d", "batch_2d")
 DTYPES = {"float": torch.float32, "double": torch.float64}
 GROUPS = 32  # the group form's G in every benchmarked shape
 BENCH_THREADS = (1, 2)  # the thread counts normnorm_bench registers
@@ -195,7 +198,7 @@ def eager_layer(form, shape):
 # --------------------------------------------------------------------------------------
 def make_step(module, mode, x, grad_y):
     """A zero-argument callable doing one call of `mode`, ready to time."""
-    if mode == "eval_fwd":
+    if mode in ("eval_fwd", "eval_fwd_poly"):
         module.train()
         with torch.no_grad():
             for _ in range(3):  # running statistics that are not the initial values
@@ -497,7 +500,8 @@ def main():
             "cpus": os.cpu_count(), "torch": torch.__version__, "commit": git_commit(),
             "load_start": os.getloadavg()[0], "stale_binary": stale, "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])}
     results = []
-    rows = [(f, s, m, d, t) for f, s in shapes for d in dtypes for t in thread_counts for m in modes]
+    rows = [(f, s, m, d, t) for f, s in shapes for d in dtypes for t in thread_counts for m in modes
+            if m != "eval_fwd_poly" or (f in POLY_FORMS and d == "float")]
     for i, (form, shape, mode, dtype, threads) in enumerate(rows, 1):
         r = measure_row(args, args.bench, form, shape, mode, dtype, threads)
         m = r["median_ms"]

@@ -8,6 +8,7 @@
 //   mode    train_fwd      training forward (statistics, lambda, transform, noise, affine)
 //           train_fwd_bwd  training forward then backward (grad_input, grad_weight, grad_bias)
 //           eval_fwd       evaluation forward (running statistics for the batch forms)
+//           eval_fwd_poly  the same with EvaluationMap::polynomial (batch forms, float only)
 //   dtype   float | double
 //   shape   the input shape in PyTorch order, e.g. 32x64x32x32
 //
@@ -43,13 +44,14 @@ using normnorm::index_t;
 using normnorm::LayerConfig;
 using normnorm::Shape;
 
-enum class BenchMode { train_fwd, train_fwd_bwd, eval_fwd };
+enum class BenchMode { train_fwd, train_fwd_bwd, eval_fwd, eval_fwd_poly };
 
 const char* mode_tag(BenchMode mode) {
   switch (mode) {
     case BenchMode::train_fwd: return "train_fwd";
     case BenchMode::train_fwd_bwd: return "train_fwd_bwd";
     case BenchMode::eval_fwd: return "eval_fwd";
+    case BenchMode::eval_fwd_poly: return "eval_fwd_poly";
   }
   return "?";
 }
@@ -230,6 +232,9 @@ void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threa
     Fixture<T>& f = fixture_for<T>(c);
     f.config.options.estimator = estimator.estimator;  // the fixture is shared by the rows of a layer
     f.config.options.newton_iterations = estimator.iterations;
+    const bool evaluation = mode == BenchMode::eval_fwd || mode == BenchMode::eval_fwd_poly;
+    f.config.options.evaluation_map =
+        mode == BenchMode::eval_fwd_poly ? normnorm::EvaluationMap::polynomial : normnorm::EvaluationMap::exact;
     // The thread pool lives outside the timed loop; with one thread normnorm runs
     // on the calling thread (no device).
     std::unique_ptr<Eigen::ThreadPool> pool;
@@ -244,11 +249,11 @@ void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threa
     const normnorm::BackwardArgs<T> ba = f.backward_args();
     // Evaluation of the batch forms reads running statistics: give them trained
     // values (running lambda != 1) as a real model would have.
-    if (mode == BenchMode::eval_fwd)
+    if (evaluation)
       for (int step = 0; step < 3; ++step) f.train_forward(fa, execution);
 
     for (auto _ : state) {
-      if (mode == BenchMode::eval_fwd) {
+      if (evaluation) {
         normnorm::forward(f.config, normnorm::Mode::eval, fa, f.context, execution);
       } else {
         f.train_forward(fa, execution);
@@ -268,12 +273,15 @@ std::string benchmark_name(const Case& c, BenchMode mode, const char* dtype, int
 }
 
 void register_all() {
-  const BenchMode modes[] = {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::eval_fwd};
+  const BenchMode modes[] = {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::eval_fwd,
+                             BenchMode::eval_fwd_poly};
   const int thread_counts[] = {1, 2};
   for (const Case& c : cases()) {
     for (const char* dtype : {"float", "double"}) {
       const bool is_float = std::string(dtype) == "float";
       for (BenchMode mode : modes) {
+        const bool batch_form = std::strcmp(c.form_tag, "batch_1d") == 0 || std::strcmp(c.form_tag, "batch_2d") == 0;
+        if (mode == BenchMode::eval_fwd_poly && (!is_float || !batch_form)) continue;
         for (int threads : thread_counts) {
           auto* b = benchmark::RegisterBenchmark(
               benchmark_name(c, mode, dtype, threads).c_str(), [c, mode, threads, is_float](benchmark::State& state) {

@@ -31,6 +31,7 @@ void compare_path_with_scalar(SimdPath path, int trials = 60) {
     o.standardize = trial % 7 != 3;
     o.affine = trial % 3 != 1;
     if (trial % 11 == 5) o.estimator = LambdaEstimator::newton;
+    if (trial % 4 == 2) o.evaluation_map = EvaluationMap::polynomial;
     const index_t n = 1 + pick(5), c = 2 * pick(3), h = pick(9), w = pick(11);
     FormCase fc{LayerConfig::batch_normal_norm_2d(c, o), Shape{n, c, h, w}};
     if (form == 0) fc = {LayerConfig::batch_normal_norm_1d(c, o), Shape{n + 7, c}};

@@ -28,6 +28,9 @@ using namespace normnorm::test;
 TEMPLATE_TEST_CASE("repeated calls allocate nothing once the context is sized", "[allocations]", float, double) {
   std::vector<FormCase> cases = form_cases(Options{}, false);
   cases.push_back({LayerConfig::batch_normal_norm_2d(3, default_options(Form::batch_2d)), Shape{2, 3, 4, 5}});
+  Options polynomial = default_options(Form::batch_2d);
+  polynomial.evaluation_map = EvaluationMap::polynomial;  // its tables live in the context too
+  cases.push_back({LayerConfig::batch_normal_norm_2d(3, polynomial), Shape{2, 3, 4, 20}});
   for (const FormCase& fc : cases) {
     for (MemoryFormat format : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
       if (format == MemoryFormat::channels_last && (fc.config.form == Form::batch_1d || fc.config.form == Form::layer)) continue;

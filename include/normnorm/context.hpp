@@ -50,6 +50,9 @@ struct SavedContext {
   // (forward), and backward's per-block, per-channel accumulators.
   std::vector<GroupVerdict> group_verdict;
   std::vector<T> channel_constants;  // evaluation with running statistics: the folded per-channel maps
+  // EvaluationMap::polynomial: the per-channel tables (1 KiB each) and what they were built from.
+  std::vector<float> polynomial_tables;
+  std::vector<double> polynomial_key;
   std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
   std::vector<double> channel_scratch;
 

@@ -22,6 +22,15 @@ enum class LambdaEstimator {
   exact,          // the maximum-likelihood lambda (safeguarded Newton/bisection in [-8, 10])
 };
 
+// How the batch forms evaluate their fixed per-channel map with running
+// statistics (docs/math.md, "Evaluation map").
+enum class EvaluationMap {
+  exact,       // one log1p and one expm1 per element (the default)
+  polynomial,  // float only: a piecewise polynomial per channel; max error 1.3e-7 (1 + |y|) for
+               // lambda in [-0.5, 2.5], 7.8e-7 in [-2, 4] (tests/test_polynomial_map.cpp)
+               // before the affine; double always evaluates exactly
+};
+
 // Options shared by every form. Fields a form does not use (momentum and
 // track_running_stats outside the batch forms) are ignored by it.
 struct Options {
@@ -36,6 +45,7 @@ struct Options {
   double alpha = 1.0;                 // step size of the lambda update
   bool standardize = true;            // off: h = x (no centring or scaling)
   bool power_transform = true;        // off: the plain normalization layer (lambda = 1, no noise)
+  EvaluationMap evaluation_map = EvaluationMap::exact;  // batch forms in evaluation (float)
 };
 
 // The options a form starts from: the paper's defaults for it.

@@ -37,6 +37,9 @@ inline Status validate_options(const LayerConfig& config) {
   const int estimator = static_cast<int>(o.estimator);
   if (estimator < 0 || estimator > static_cast<int>(LambdaEstimator::exact))
     return fail(config, "estimator must be newton_step, gradient_step, newton or exact, got " + std::to_string(estimator));
+  const int map = static_cast<int>(o.evaluation_map);
+  if (map < 0 || map > static_cast<int>(EvaluationMap::polynomial))
+    return fail(config, "evaluation_map must be exact or polynomial, got " + std::to_string(map));
   if (o.estimator == LambdaEstimator::newton && (o.newton_iterations < 1 || o.newton_iterations > 16))
     return fail(config, "newton_iterations must be in [1, 16], got " + std::to_string(o.newton_iterations));
   if (config.form == Form::layer) {

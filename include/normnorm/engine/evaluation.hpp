@@ -12,6 +12,7 @@
 
 #include "normnorm/context.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/polynomial_map.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/running_stats.hpp"
@@ -44,6 +45,28 @@ inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bo
   return power * math::where(nonneg, at(maps.scale_nonneg), at(maps.scale_neg)) + at(maps.beta);
 }
 
+// One sample of NCHW float input through the polynomial maps; a SIMD batch with a
+// value beyond the tables (1 + |h| >= 16, or NaN) takes the exact map whole.
+template <class Arch>
+inline void evaluate_row_with_polynomials(const Layout& layout, const float* row_x, float* row_out,
+                                          const ChannelMaps<float>& maps, const float* tables) {
+  for (index_t c = 0; c < layout.channels; ++c) {
+    const index_t offset = c * layout.inner;
+    const PolynomialChannel<math::lane_batch<float, Arch>> wide(tables + c * pm::table_size);
+    const PolynomialChannel<float> narrow(tables + c * pm::table_size);
+    math::for_each_lane<float, Arch>(layout.inner, [&](auto zero, index_t i) {
+      using V = decltype(zero);
+      const auto& map = [&]() -> const PolynomialChannel<V>& {
+        if constexpr (std::is_same_v<V, float>) return narrow;
+        else return wide;
+      }();
+      const V x = math::load<V>(row_x + offset + i);
+      const V h = (x - V(maps.mean[c])) * V(maps.rstd[c]);
+      math::store(row_out + offset + i, PolynomialChannel<V>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
+    });
+  }
+}
+
 // Fills ctx (for backward) and ctx.channel_constants, then writes out.
 template <class T, class Arch>
 inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
@@ -74,6 +97,11 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
     base[8 * channels + c] = T(transform.neg.is_log);
     maps.any_log = maps.any_log || transform.any_log();
   }
+  // The polynomial map (float, lanes within one channel): tables built or kept first.
+  const float* tables = nullptr;
+  if constexpr (std::is_same_v<T, float>)
+    if (options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1)
+      tables = polynomial_tables(ctx, options, weight, bias, channels);
   const index_t row = layout.sample_stride();
   parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
                [&](index_t n) {
@@ -86,6 +114,11 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                    });
                    return;
                  }
+                 if constexpr (std::is_same_v<T, float>)
+                   if (tables) {
+                     evaluate_row_with_polynomials<Arch>(layout, row_x, row_out, maps, tables);
+                     return;
+                   }
                  for (index_t c = 0; c < channels; ++c) {
                    const index_t offset = c * layout.inner;
                    math::for_each_lane<T, Arch>(layout.inner, [&](auto zero, index_t i) {

@@ -1,0 +1,180 @@
+#pragma once
+// Options::evaluation_map = polynomial (float): the batch forms' fixed
+// per-channel map out = gamma y(h) + beta, h = (x - mean) rstd, evaluated by a
+// piecewise polynomial instead of log1p and expm1 (docs/math.md, "Evaluation map").
+//
+// Per side of h = 0 (the two sides have different exponents), 1 + |h| in [1, 16)
+// is cut into 16 segments, quarters of each octave, so the segment index is
+// read off the float's bits: (bits(1 + |h|) >> 21) - 4 * 127. On each segment,
+// y is its degree-6 Taylor polynomial around the segment's centre a_c, in
+// d = |h| - a_c, with the derivatives in closed form (for y = s expm1(et L) / et:
+// y^(k) = s (et - 1) ... (et - k + 1) (1 + a)^(et - k); et = 0 is the log side),
+// gamma, the side's sign and beta folded in. |d| / (1 + a_c) <= 1/9, so the
+// remainder is below |binom(et - 1, 6)| (1/9)^7 (1 + |y|)-ish: tests/test_polynomial_map.cpp
+// measures it. Values with 1 + |h| >= 16 (or NaN) take the exact map.
+//
+// The tables (1 KiB per channel) are built in double from the running statistics
+// and affine parameters, and kept in the SavedContext with those inputs: a
+// context reused with unchanged parameters (inference) rebuilds nothing.
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "normnorm/context.hpp"
+#include "normnorm/math/yeo_johnson.hpp"
+#include "normnorm/running_stats.hpp"
+
+#include "normnorm/detail/begin_simd_code.hpp"
+
+namespace normnorm::engine {
+
+namespace polynomial_map {
+
+inline constexpr int segments = 16;           // per side
+inline constexpr int entries = 2 * segments;  // entry = side * 16 + segment (side 1: h < 0)
+inline constexpr int degree = 6;
+inline constexpr int arrays = degree + 2;     // coefficients c0 .. c6, then the centres a_c
+inline constexpr int table_size = arrays * entries;  // floats per channel
+inline constexpr float limit = 16.0f;         // 1 + |h| below this uses the table
+
+// One channel's table: table[k * entries + entry].
+inline void build_channel_table(double lambda, double sqrt_eps, double gamma, double beta, float* table) {
+  const auto transform = math::PowerTransform<double>::make(lambda, sqrt_eps, true);
+  for (int side = 0; side < 2; ++side) {
+    const math::PowerSide<double>& power = side == 0 ? transform.nonneg : transform.neg;
+    const double et = power.is_log ? 0.0 : power.exponent;
+    const double scale = side == 0 ? gamma : -gamma;
+    for (int segment = 0; segment < segments; ++segment) {
+      const double octave = std::ldexp(1.0, segment / 4);
+      const double lower = octave * (1.0 + 0.25 * (segment % 4)), upper = lower + 0.25 * octave;
+      const double centre = 0.5 * (lower + upper);  // of 1 + |h|
+      const double log_centre = std::log(centre);
+      const double y = power.is_log ? log_centre : std::expm1(et * log_centre) / et;
+      const int entry = side * segments + segment;
+      table[entry] = static_cast<float>(scale * y + beta);
+      // Taylor coefficients y^(k) / k! = (et - 1) ... (et - k + 1) centre^(et - k) / k!.
+      double coefficient = std::exp(et * log_centre) / centre;  // k = 1
+      for (int k = 1; k <= degree; ++k) {
+        table[k * entries + entry] = static_cast<float>(scale * coefficient);
+        coefficient *= (et - k) / (centre * (k + 1));
+      }
+      table[(degree + 1) * entries + entry] = static_cast<float>(centre - 1.0);
+    }
+  }
+}
+
+// The segment entry of h (side and segment), and whether the table covers it.
+template <class V>
+inline auto entry_of(const V& h, const V& a) {
+  using T = typename math::lane_traits<V>::scalar;
+  static_assert(std::is_same_v<T, float>, "the polynomial map is float only");
+  const V u = a + V(1.0f);
+  if constexpr (std::is_arithmetic_v<V>) {
+    std::int32_t u_bits, h_bits;
+    std::memcpy(&u_bits, &u, sizeof u_bits);
+    std::memcpy(&h_bits, &h, sizeof h_bits);
+    const std::int32_t entry = ((u_bits >> 21) - 4 * 127) + ((h_bits >> 31) & segments);
+    return std::pair<std::int32_t, bool>{entry, u < limit};
+  } else {
+    using I = xsimd::batch<std::int32_t, typename V::arch_type>;
+    const I entry = ((xsimd::bitwise_cast<I>(u) >> 21) - I(4 * 127)) + ((xsimd::bitwise_cast<I>(h) >> 31) & I(segments));
+    return std::pair<I, decltype(u < V(limit))>{entry, u < V(limit)};
+  }
+}
+
+// sum_k c_k d^k from coefficient arrays picked by `pick(k)`.
+template <class V, class Pick>
+inline V horner(const V& d, Pick&& pick) {
+  V result = pick(degree);
+  for (int k = degree - 1; k >= 0; --k) result = math::fast_math_detail::fmadd(result, d, pick(k));
+  return result;
+}
+
+}  // namespace polynomial_map
+
+namespace pm = polynomial_map;
+
+// One channel's map, ready to apply to lanes of h. On AVX-512 the table (two
+// registers per array) is held in registers and each coefficient is one
+// two-source permute; other instruction sets gather, the scalar path indexes.
+template <class V>
+class PolynomialChannel {
+ public:
+  explicit PolynomialChannel(const float* table) : table_(table) {
+    if constexpr (uses_permutes)
+      for (int k = 0; k < pm::arrays; ++k) {
+        low_[k] = V::load_unaligned(table + k * pm::entries);
+        high_[k] = V::load_unaligned(table + k * pm::entries + 16);
+      }
+  }
+
+  V operator()(const V& h) const {
+    const V a = math::abs(h);
+    const auto entry = pm::entry_of(h, a).first;
+    if constexpr (std::is_arithmetic_v<V>) {
+      const float* at = table_ + entry;
+      return pm::horner(a - at[(pm::degree + 1) * pm::entries], [&](int k) { return at[k * pm::entries]; });
+#if XSIMD_WITH_AVX512F
+    } else if constexpr (uses_permutes) {
+      const __m512i index = entry;
+      auto pick = [&](int k) { return V(_mm512_permutex2var_ps(low_[k], index, high_[k])); };
+      return pm::horner(a - pick(pm::degree + 1), pick);
+#endif
+    } else {
+      auto pick = [&](int k) { return V::gather(table_ + k * pm::entries, entry); };
+      return pm::horner(a - pick(pm::degree + 1), pick);
+    }
+  }
+
+  // Whether every lane is inside the table (else the exact map serves them).
+  static bool covers(const V& h) {
+    const V u = math::abs(h) + V(1.0f);
+    if constexpr (std::is_arithmetic_v<V>) return u < pm::limit;
+    else return xsimd::all(u < V(pm::limit));
+  }
+
+ private:
+  static constexpr bool avx512() {
+    if constexpr (std::is_arithmetic_v<V>) return false;
+    else return std::is_base_of_v<xsimd::avx512f, typename V::arch_type>;
+  }
+  static constexpr bool uses_permutes = avx512();
+  const float* table_;
+  V low_[pm::arrays], high_[pm::arrays];
+};
+
+// Builds every channel's table in ctx, or keeps them when their inputs (eps and
+// each channel's lambda, gamma, beta) are those they were built from.
+template <class T>
+inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& options, const T* weight, const T* bias,
+                                      index_t channels) {
+  static_assert(std::is_same_v<T, float>, "the polynomial map is float only");
+  const auto inputs = [&](index_t c) {
+    return std::array<double, 3>{ctx.lambda[c], weight ? double(weight[c]) : 1.0, bias ? double(bias[c]) : 0.0};
+  };
+  std::vector<double>& key = ctx.polynomial_key;
+  const std::size_t key_size = static_cast<std::size_t>(3 * channels + 1);
+  bool same = key.size() == key_size && key[0] == options.eps;
+  for (index_t c = 0; same && c < channels; ++c) {
+    const auto now = inputs(c);
+    for (int i = 0; i < 3; ++i) same = same && key[static_cast<std::size_t>(1 + 3 * c + i)] == now[i];
+  }
+  if (same) return ctx.polynomial_tables.data();
+  key.resize(key_size);
+  key[0] = options.eps;
+  ctx.polynomial_tables.resize(static_cast<std::size_t>(channels * pm::table_size));
+  const double sqrt_eps = std::sqrt(options.eps);
+  for (index_t c = 0; c < channels; ++c) {
+    const auto now = inputs(c);
+    for (int i = 0; i < 3; ++i) key[static_cast<std::size_t>(1 + 3 * c + i)] = now[i];
+    pm::build_channel_table(now[0], sqrt_eps, now[1], now[2], ctx.polynomial_tables.data() + c * pm::table_size);
+  }
+  return ctx.polynomial_tables.data();
+}
+
+}  // namespace normnorm::engine
+
+#include "normnorm/detail/end_simd_code.hpp"

@@ -1,0 +1,119 @@
+// EvaluationMap::polynomial (engine/polynomial_map.hpp): its error against the
+// long-double transform over the range it covers, its layer-level agreement
+// with the exact map, the values it hands to the exact map (beyond the table,
+// NaN), its table cache, and double (always exact).
+
+#include <cmath>
+#include <limits>
+
+#include <catch2/catch.hpp>
+
+#include "harness.hpp"
+#include "reference.hpp"
+
+using namespace normnorm;
+using namespace normnorm::test;
+
+namespace {
+
+// Largest |polynomial - y(h)| / (1 + |y(h)|) over a dense grid of h in (-15, 15), gamma 1, beta 0.
+template <class V>
+double worst_error(double lambda, double eps) {
+  alignas(64) float table[engine::pm::table_size];
+  engine::pm::build_channel_table(lambda, std::sqrt(eps), 1.0, 0.0, table);
+  const engine::PolynomialChannel<V> map(table);
+  constexpr int width = static_cast<int>(math::lane_traits<V>::width);
+  double worst = 0;
+  alignas(64) float h[width], y[width];
+  for (int i = 0; i < 60000; i += width) {
+    for (int l = 0; l < width; ++l) h[l] = float(-14.99 + 29.98 * (i + l) / 60000.0);
+    math::store(y, map(math::load<V>(h)));
+    for (int l = 0; l < width; ++l) {
+      const long double want = reference_transform(h[l], lambda, std::sqrt(eps));
+      worst = std::max(worst, double(std::fabs(y[l] - want) / (1 + std::fabs(want))));
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST_CASE("The polynomial map is within 1e-6 (1 + |y|) of the transform over its range", "[polynomial_map]") {
+  // Running lambdas in practice lie in about [0, 2]; the grid goes well beyond.
+  for (double lambda : {-2.0, -1.0, -0.5, 0.0, 0.25, 0.5, 0.8, 1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0}) {
+    for (double eps : {1e-5, 1e-3}) {
+      const double scalar = worst_error<float>(lambda, eps);
+      const double simd = worst_error<xsimd::batch<float>>(lambda, eps);
+      INFO("lambda " << lambda << " eps " << eps << ": worst " << scalar << " (scalar), " << simd << " (SIMD)");
+      CHECK(scalar <= 1e-6);
+      CHECK(simd <= 1e-6);
+    }
+  }
+}
+
+TEST_CASE("Layers with the polynomial map agree with the exact map; beyond the table and NaN go exact", "[polynomial_map]") {
+  for (const bool simd : {true, false}) {
+    Options options = default_options(Form::batch_2d);
+    Harness<float> exact(LayerConfig::batch_normal_norm_2d(5, options), Shape{3, 5, 7, 9});
+    options.evaluation_map = EvaluationMap::polynomial;
+    Harness<float> polynomial(LayerConfig::batch_normal_norm_2d(5, options), Shape{3, 5, 7, 9});
+    for (auto* layer : {&exact, &polynomial}) {
+      layer->randomize(11);
+      layer->execution.simd = simd;
+      for (std::size_t c = 0; c < 5; ++c) layer->running_lambda[c] = float(0.4 + 0.3 * double(c));
+      layer->x[3] = 40.0f;  // 1 + |h| beyond 16: the exact map
+      layer->x[100] = std::numeric_limits<float>::quiet_NaN();
+      layer->forward(Mode::eval);
+      layer->backward();  // differentiates the exact map in both
+    }
+    INFO((simd ? "SIMD" : "scalar"));
+    for (std::size_t i = 0; i < exact.out.size(); ++i) {
+      INFO("element " << i);
+      if (i == 100) {
+        CHECK(std::isnan(polynomial.out[i]));
+        continue;
+      }
+      CHECK(std::abs(polynomial.out[i] - exact.out[i]) <= 2e-6 * (1 + std::abs(exact.out[i])));
+    }
+    CHECK(polynomial.out[3] == exact.out[3]);
+    double worst_grad = 0;
+    for (std::size_t i = 0; i < exact.grad_x.size(); ++i)
+      if (i != 100) worst_grad = std::max(worst_grad, double(std::abs(polynomial.grad_x[i] - exact.grad_x[i])));
+    CHECK(worst_grad == 0);  // the backward is the exact map's in both
+  }
+}
+
+TEST_CASE("The polynomial tables follow the running statistics and parameters", "[polynomial_map]") {
+  Options options = default_options(Form::batch_2d);
+  options.evaluation_map = EvaluationMap::polynomial;
+  Harness<float> layer(LayerConfig::batch_normal_norm_2d(2, options), Shape{2, 2, 4, 8});
+  layer.randomize(3);
+  layer.forward(Mode::eval);
+  const auto first = layer.out;
+  layer.forward(Mode::eval);
+  CHECK(layer.out == first);  // tables kept
+  layer.running_lambda[1] = 1.7f;
+  layer.forward(Mode::eval);
+  Options exact_options = default_options(Form::batch_2d);
+  Harness<float> exact(LayerConfig::batch_normal_norm_2d(2, exact_options), Shape{2, 2, 4, 8});
+  exact.randomize(3);
+  exact.running_lambda[1] = 1.7f;
+  exact.forward(Mode::eval);
+  for (std::size_t i = 0; i < layer.out.size(); ++i)
+    CHECK(std::abs(layer.out[i] - exact.out[i]) <= 2e-6 * (1 + std::abs(exact.out[i])));
+  layer.bias[0] = 5.0f;  // an affine parameter too
+  layer.forward(Mode::eval);
+  CHECK(layer.out[0] != first[0]);
+}
+
+TEST_CASE("double layers evaluate exactly whatever evaluation_map says", "[polynomial_map]") {
+  Options options = default_options(Form::batch_2d);
+  Harness<double> exact(LayerConfig::batch_normal_norm_2d(3, options), Shape{2, 3, 4, 5});
+  options.evaluation_map = EvaluationMap::polynomial;
+  Harness<double> polynomial(LayerConfig::batch_normal_norm_2d(3, options), Shape{2, 3, 4, 5});
+  for (auto* layer : {&exact, &polynomial}) {
+    layer->randomize(5);
+    layer->forward(Mode::eval);
+  }
+  CHECK(polynomial.out == exact.out);
+}
