@@ -329,7 +329,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_all();
   benchmark::AddCustomContext("normnorm_version", NORMNORM_VERSION_STRING);
-  benchmark::AddCustomContext("normnorm_simd_arch", xsimd::default_arch::name());
+  benchmark::AddCustomContext("normnorm_simd_arch", normnorm::resolved_simd_arch());
 #ifdef NORMNORM_BENCH_MARCH_NATIVE
   benchmark::AddCustomContext("normnorm_bench_flags", "-O3 -march=native");
 #else

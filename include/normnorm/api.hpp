@@ -164,17 +164,17 @@ inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryF
 // The noise the engine should use on a transposed copy, in `buffer` when it has to be materialized.
 template <class T>
 inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>& logical, T* buffer, T* scratch,
-                                   const Eigen::ThreadPoolDevice* device) {
+                                   const engine::Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device) {
   if (logical.kind == NoiseKind::none) return logical;
   if (logical.kind == NoiseKind::philox && plan.noise_keyed_in_engine_order) return logical;
   // Draws in the caller's memory order, then transposed like the input.
   const index_t count = plan.transposition.elements();
   const T* source = logical.normals;
   if (logical.kind == NoiseKind::philox) {
-    logical.fill(0, count, scratch);
+    kernels.fill_noise(logical, 0, count, scratch);
     source = scratch;
   }
-  engine::transpose(plan.transposition, source, buffer, true, device);
+  kernels.transpose(plan.transposition, source, buffer, true, device);
   return NoiseSource<T>::external(buffer);
 }
 
@@ -203,14 +203,15 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
     const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
     context.workspace.resize(static_cast<std::size_t>(t.elements() * (noisy ? 3 : 1)));
     T* copy = context.workspace.data();
-    engine::transpose(t, args.input, copy, true, execution.device);
+    kernels->transpose(t, args.input, copy, true, execution.device);
     request.x = copy;
     request.out = copy;
     if (noisy)
-      request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), execution.device);
+      request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), *kernels,
+                                            execution.device);
   }
   NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
-  if (t.active()) engine::transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
+  if (t.active()) kernels->transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
   context.shape = args.shape;
   context.memory_format = args.memory_format;
   if (context.noise_kind != NoiseKind::none) {  // replay from the caller's source, not the transposed copy
@@ -291,8 +292,8 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     context.workspace.resize(static_cast<std::size_t>(t.elements() * (replay_noise ? 4 : 2)));
     T* x_copy = context.workspace.data();
     T* grad_copy = x_copy + t.elements();
-    engine::transpose(t, args.input, x_copy, true, execution.device);
-    engine::transpose(t, args.grad_output, grad_copy, true, execution.device);
+    kernels->transpose(t, args.input, x_copy, true, execution.device);
+    kernels->transpose(t, args.grad_output, grad_copy, true, execution.device);
     rq.x = x_copy;
     rq.grad_out = grad_copy;
     rq.grad_x = args.grad_input ? grad_copy : nullptr;
@@ -301,7 +302,8 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
                                    ? NoiseSource<T>::philox(context.noise_seed, context.noise_call)
                                    : NoiseSource<T>::external(args.external_noise);
       const NoiseSource<T> copy_noise =
-          detail::engine_noise(plan, logical, grad_copy + t.elements(), grad_copy + 2 * t.elements(), execution.device);
+          detail::engine_noise(plan, logical, grad_copy + t.elements(), grad_copy + 2 * t.elements(), *kernels,
+                               execution.device);
       context.noise_kind = copy_noise.kind;
       rq.external_noise = copy_noise.normals;
     }
@@ -309,7 +311,7 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   kernels->backward(rq, context);
   context.noise_kind = caller_noise;
   if (t.active() && args.grad_input)
-    engine::transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,
+    kernels->transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,
                       execution.device);
   return {};
 }

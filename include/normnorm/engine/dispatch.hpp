@@ -19,6 +19,7 @@
 
 #include "normnorm/engine/backward.hpp"
 #include "normnorm/engine/forward.hpp"
+#include "normnorm/engine/transpose.hpp"
 #include "normnorm/status.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
@@ -52,7 +53,21 @@ template <class T>
 struct Kernels {
   Status (*forward)(const ForwardRequest<T>&, SavedContext<T>&) = nullptr;
   void (*backward)(const BackwardRequest<T>&, SavedContext<T>&) = nullptr;
+  // For (N, C) and channels-last input: the copies to and from the engine's layout,
+  // and the noise drawn in the caller's order.
+  void (*transpose)(const Transposition&, const T*, T*, bool, const Eigen::ThreadPoolDevice*) = nullptr;
+  void (*fill_noise)(const NoiseSource<T>&, index_t first, index_t count, T* out) = nullptr;
 };
+
+template <class T, class Arch>
+inline void fill_noise(const NoiseSource<T>& noise, index_t first, index_t count, T* out) {
+  noise.template fill<math::vector_arch<Arch>>(first, count, out);
+}
+
+template <class T, class Arch>
+inline Kernels<T> kernels_of() {
+  return {&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>};
+}
 
 // One instruction set's kernels, for both value types.
 struct KernelSet {
@@ -80,8 +95,7 @@ inline unsigned arch_version() {
 
 template <class Arch>
 inline KernelSet kernel_set() {
-  return {Arch::name(), arch_version<Arch>(), {&forward<float, Arch>, &backward<float, Arch>},
-          {&forward<double, Arch>, &backward<double, Arch>},
+  return {Arch::name(), arch_version<Arch>(), kernels_of<float, Arch>(), kernels_of<double, Arch>(),
           &noise::fill_standard_normals<float, math::vector_arch<Arch>>};
 }
 

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include <xsimd/xsimd.hpp>
+
 #include "normnorm/config.hpp"
 #include "normnorm/engine/parallel.hpp"
 
@@ -20,8 +22,10 @@ struct Transposition {
   index_t elements() const { return batches * rows * cols; }
 };
 
-// to_engine: dst[b][c][r] = src[b][r][c]; otherwise the inverse.
-template <class T>
+// to_engine: dst[b][c][r] = src[b][r][c]; otherwise the inverse. Arch only
+// names the instruction set the caller's kernels use (engine/dispatch.hpp): each
+// gets its own copy, compiled (and auto-vectorized) with that set's flags.
+template <class T, class Arch = xsimd::default_arch>
 inline void transpose(const Transposition& t, const T* src, T* dst, bool to_engine, const Eigen::ThreadPoolDevice* device) {
   constexpr index_t tile = 32;  // a 32 x 32 tile of floats is 4 KiB: both sides stay in L1
   const index_t row_tiles = (t.rows + tile - 1) / tile;
