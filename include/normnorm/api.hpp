@@ -192,7 +192,12 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
   NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
-  const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
+  // A fixed per-channel map can run in place with lanes across channels, except the
+  // polynomial map, whose lanes must share a channel: it takes the transposed copy.
+  const bool polynomial_map =
+      std::is_same_v<T, float> && config.options.evaluation_map == EvaluationMap::polynomial;
+  const bool fixed_map =
+      mode == Mode::eval && config.has_running_stats() && config.options.power_transform && !polynomial_map;
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
   auto request = detail::forward_request(config, mode, args, plan.layout);
