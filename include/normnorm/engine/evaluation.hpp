@@ -45,26 +45,23 @@ inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bo
   return power * math::where(nonneg, at(maps.scale_nonneg), at(maps.scale_neg)) + at(maps.beta);
 }
 
-// One sample of NCHW float input through the polynomial maps; a SIMD batch with a
-// value beyond the tables (1 + |h| >= 16, or NaN) takes the exact map whole.
+// One channel's run of `length` float values through its polynomial map; a SIMD
+// batch with a value beyond the table (1 + |h| >= 16, or NaN) takes the exact map whole.
 template <class Arch>
-inline void evaluate_row_with_polynomials(const Layout& layout, const float* row_x, float* row_out,
-                                          const ChannelMaps<float>& maps, const float* tables) {
-  for (index_t c = 0; c < layout.channels; ++c) {
-    const index_t offset = c * layout.inner;
-    const PolynomialChannel<math::lane_batch<float, Arch>> wide(tables + c * pm::table_size);
-    const PolynomialChannel<float> narrow(tables + c * pm::table_size);
-    math::for_each_lane<float, Arch>(layout.inner, [&](auto zero, index_t i) {
-      using V = decltype(zero);
-      const auto& map = [&]() -> const PolynomialChannel<V>& {
-        if constexpr (std::is_same_v<V, float>) return narrow;
-        else return wide;
-      }();
-      const V x = math::load<V>(row_x + offset + i);
-      const V h = (x - V(maps.mean[c])) * V(maps.rstd[c]);
-      math::store(row_out + offset + i, PolynomialChannel<V>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
-    });
-  }
+inline void evaluate_run_with_polynomial(const float* run_x, float* run_out, index_t length,
+                                         const ChannelMaps<float>& maps, index_t c, const float* table) {
+  const PolynomialChannel<math::lane_batch<float, Arch>> wide(table);
+  const PolynomialChannel<float> narrow(table);
+  math::for_each_lane<float, Arch>(length, [&](auto zero, index_t i) {
+    using V = decltype(zero);
+    const auto& map = [&]() -> const PolynomialChannel<V>& {
+      if constexpr (std::is_same_v<V, float>) return narrow;
+      else return wide;
+    }();
+    const V x = math::load<V>(run_x + i);
+    const V h = (x - V(maps.mean[c])) * V(maps.rstd[c]);
+    math::store(run_out + i, PolynomialChannel<V>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
+  });
 }
 
 // Fills ctx (for backward) and ctx.channel_constants, then writes out.
@@ -103,29 +100,33 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
     if (options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1)
       tables = polynomial_tables(ctx, options, weight, bias, channels);
   const index_t row = layout.sample_stride();
-  parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
-               [&](index_t n) {
-                 const T* row_x = x + n * row;
-                 T* row_out = out + n * row;
-                 if (layout.inner == 1) {  // (N, C): lanes run across channels
+  if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
+    parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
+                 [&](index_t n) {
                    math::for_each_lane<T, Arch>(channels, [&](auto zero, index_t c) {
                      using V = decltype(zero);
-                     math::store(row_out + c, apply_channel_map(math::load<V>(row_x + c), maps, c, true));
+                     math::store(out + n * row + c, apply_channel_map(math::load<V>(x + n * row + c), maps, c, true));
                    });
-                   return;
-                 }
+                 });
+    return;
+  }
+  // One work item per (sample, channel) run, so a transposed (1, C, N) copy spreads too.
+  const index_t length = layout.inner;
+  const double cycles_per_element = tables ? 3.0 : 15.0;  // a table lookup and a polynomial, or log1p and expm1
+  parallel_for(device, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(T))),
+               cycles_per_element * double(length), [&](index_t item) {
+                 const index_t n = item / channels, c = item % channels;
+                 const index_t offset = n * row + c * length;
                  if constexpr (std::is_same_v<T, float>)
                    if (tables) {
-                     evaluate_row_with_polynomials<Arch>(layout, row_x, row_out, maps, tables);
+                     evaluate_run_with_polynomial<Arch>(x + offset, out + offset, length, maps, c,
+                                                        tables + c * pm::table_size);
                      return;
                    }
-                 for (index_t c = 0; c < channels; ++c) {
-                   const index_t offset = c * layout.inner;
-                   math::for_each_lane<T, Arch>(layout.inner, [&](auto zero, index_t i) {
-                     using V = decltype(zero);
-                     math::store(row_out + offset + i, apply_channel_map(math::load<V>(row_x + offset + i), maps, c, false));
-                   });
-                 }
+                 math::for_each_lane<T, Arch>(length, [&](auto zero, index_t i) {
+                   using V = decltype(zero);
+                   math::store(out + offset + i, apply_channel_map(math::load<V>(x + offset + i), maps, c, false));
+                 });
                });
 }
 
