@@ -27,7 +27,8 @@ enum class LambdaEstimator {
 enum class EvaluationMap {
   exact,       // one log1p and one expm1 per element (the default)
   polynomial,  // float only: a piecewise polynomial per channel; max error 1.3e-7 (1 + |y|) for
-               // lambda in [-0.5, 2.5], 7.8e-7 in [-2, 4] (tests/test_polynomial_map.cpp)
+               // lambda in [-0.5, 2.5], 7.8e-7 in [-2, 4] (tests/test_polynomial_map.cpp);
+               // channels with running lambda outside [-2, 4] keep the exact map
                // before the affine; double always evaluates exactly
 };
 

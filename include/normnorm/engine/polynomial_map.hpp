@@ -39,6 +39,10 @@ inline constexpr int degree = 6;
 inline constexpr int arrays = degree + 2;     // coefficients c0 .. c6, then the centres a_c
 inline constexpr int table_size = arrays * entries;  // floats per channel
 inline constexpr float limit = 16.0f;         // 1 + |h| below this uses the table
+// The running lambdas whose tables are validated (tests/test_polynomial_map.cpp:
+// max error 7.8e-7 (1 + |y|) at the ends). Farther out the Taylor remainder grows
+// with |binom(et - 1, 6)|, so those channels keep the exact map.
+inline constexpr double lambda_min = -2.0, lambda_max = 4.0;
 
 // One channel's table: table[k * entries + entry].
 inline void build_channel_table(double lambda, double sqrt_eps, double gamma, double beta, float* table) {
@@ -147,7 +151,8 @@ class PolynomialChannel {
 };
 
 // Builds every channel's table in ctx, or keeps them when their inputs (eps and
-// each channel's lambda, gamma, beta) are those they were built from.
+// each channel's lambda, gamma, beta) are those they were built from; marks the
+// channels whose lambda is inside [lambda_min, lambda_max] (ctx.polynomial_usable).
 template <class T>
 inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& options, const T* weight, const T* bias,
                                       index_t channels) {
@@ -164,12 +169,14 @@ inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& optio
   }
   if (same) return ctx.polynomial_tables.data();
   key.resize(key_size);
+  ctx.polynomial_usable.resize(static_cast<std::size_t>(channels));
   key[0] = options.eps;
   ctx.polynomial_tables.resize(static_cast<std::size_t>(channels * pm::table_size));
   const double sqrt_eps = std::sqrt(options.eps);
   for (index_t c = 0; c < channels; ++c) {
     const auto now = inputs(c);
     for (int i = 0; i < 3; ++i) key[static_cast<std::size_t>(1 + 3 * c + i)] = now[i];
+    ctx.polynomial_usable[static_cast<std::size_t>(c)] = now[0] >= pm::lambda_min && now[0] <= pm::lambda_max;
     pm::build_channel_table(now[0], sqrt_eps, now[1], now[2], ctx.polynomial_tables.data() + c * pm::table_size);
   }
   return ctx.polynomial_tables.data();
