@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include <catch2/catch.hpp>
 
@@ -36,6 +37,18 @@ double worst_error(double lambda, double eps) {
   return worst;
 }
 
+// The same layer with the exact and with the polynomial evaluation map.
+std::pair<LayerConfig, LayerConfig> exact_and_polynomial(Form form, index_t channels) {
+  Options options = default_options(form);
+  auto make = [&](const Options& o) {
+    return form == Form::batch_1d ? LayerConfig::batch_normal_norm_1d(channels, o)
+                                  : LayerConfig::batch_normal_norm_2d(channels, o);
+  };
+  const LayerConfig exact = make(options);
+  options.evaluation_map = EvaluationMap::polynomial;
+  return {exact, make(options)};
+}
+
 }  // namespace
 
 TEST_CASE("The polynomial map is within 1e-6 (1 + |y|) of the transform over its range", "[polynomial_map]") {
@@ -53,10 +66,8 @@ TEST_CASE("The polynomial map is within 1e-6 (1 + |y|) of the transform over its
 
 TEST_CASE("Layers with the polynomial map agree with the exact map; beyond the table and NaN go exact", "[polynomial_map]") {
   for (const bool simd : {true, false}) {
-    Options options = default_options(Form::batch_2d);
-    Harness<float> exact(LayerConfig::batch_normal_norm_2d(5, options), Shape{3, 5, 7, 9});
-    options.evaluation_map = EvaluationMap::polynomial;
-    Harness<float> polynomial(LayerConfig::batch_normal_norm_2d(5, options), Shape{3, 5, 7, 9});
+    const auto [exact_config, polynomial_config] = exact_and_polynomial(Form::batch_2d, 5);
+    Harness<float> exact(exact_config, Shape{3, 5, 7, 9}), polynomial(polynomial_config, Shape{3, 5, 7, 9});
     for (auto* layer : {&exact, &polynomial}) {
       layer->randomize(11);
       layer->execution.simd = simd;
@@ -84,9 +95,8 @@ TEST_CASE("Layers with the polynomial map agree with the exact map; beyond the t
 }
 
 TEST_CASE("The polynomial tables follow the running statistics and parameters", "[polynomial_map]") {
-  Options options = default_options(Form::batch_2d);
-  options.evaluation_map = EvaluationMap::polynomial;
-  Harness<float> layer(LayerConfig::batch_normal_norm_2d(2, options), Shape{2, 2, 4, 8});
+  const auto [exact_config, polynomial_config] = exact_and_polynomial(Form::batch_2d, 2);
+  Harness<float> layer(polynomial_config, Shape{2, 2, 4, 8});
   layer.randomize(3);
   layer.forward(Mode::eval);
   const auto first = layer.out;
@@ -94,8 +104,7 @@ TEST_CASE("The polynomial tables follow the running statistics and parameters", 
   CHECK(layer.out == first);  // tables kept
   layer.running_lambda[1] = 1.7f;
   layer.forward(Mode::eval);
-  Options exact_options = default_options(Form::batch_2d);
-  Harness<float> exact(LayerConfig::batch_normal_norm_2d(2, exact_options), Shape{2, 2, 4, 8});
+  Harness<float> exact(exact_config, Shape{2, 2, 4, 8});
   exact.randomize(3);
   exact.running_lambda[1] = 1.7f;
   exact.forward(Mode::eval);
@@ -107,10 +116,8 @@ TEST_CASE("The polynomial tables follow the running statistics and parameters", 
 }
 
 TEST_CASE("double layers evaluate exactly whatever evaluation_map says", "[polynomial_map]") {
-  Options options = default_options(Form::batch_2d);
-  Harness<double> exact(LayerConfig::batch_normal_norm_2d(3, options), Shape{2, 3, 4, 5});
-  options.evaluation_map = EvaluationMap::polynomial;
-  Harness<double> polynomial(LayerConfig::batch_normal_norm_2d(3, options), Shape{2, 3, 4, 5});
+  const auto [exact_config, polynomial_config] = exact_and_polynomial(Form::batch_2d, 3);
+  Harness<double> exact(exact_config, Shape{2, 3, 4, 5}), polynomial(polynomial_config, Shape{2, 3, 4, 5});
   for (auto* layer : {&exact, &polynomial}) {
     layer->randomize(5);
     layer->forward(Mode::eval);
@@ -124,14 +131,10 @@ TEST_CASE("(N, C) and channels-last input take the polynomial map through a tran
     Shape shape;
     MemoryFormat format;
   };
-  Options options = default_options(Form::batch_1d);
-  Options polynomial_options = options;
-  polynomial_options.evaluation_map = EvaluationMap::polynomial;
+  const auto batch_1d = exact_and_polynomial(Form::batch_1d, 5), batch_2d = exact_and_polynomial(Form::batch_2d, 6);
   const Case cases[] = {
-      {LayerConfig::batch_normal_norm_1d(5, options), LayerConfig::batch_normal_norm_1d(5, polynomial_options),
-       Shape{37, 5}, MemoryFormat::contiguous},
-      {LayerConfig::batch_normal_norm_2d(6, options), LayerConfig::batch_normal_norm_2d(6, polynomial_options),
-       Shape{2, 6, 5, 7}, MemoryFormat::channels_last},
+      {batch_1d.first, batch_1d.second, Shape{37, 5}, MemoryFormat::contiguous},
+      {batch_2d.first, batch_2d.second, Shape{2, 6, 5, 7}, MemoryFormat::channels_last},
   };
   for (const Case& c : cases) {
     Harness<float> exact(c.exact, c.shape), polynomial(c.polynomial, c.shape);
@@ -153,10 +156,8 @@ TEST_CASE("(N, C) and channels-last input take the polynomial map through a tran
 TEST_CASE("Channels whose running lambda is outside [-2, 4] keep the exact map", "[polynomial_map]") {
   // There the Taylor remainder grows with |binom(et - 1, 6)| (measured with gamma 1: 2.0e-6
   // (1 + |y|) at lambda -3, 4.5e-6 at 6, 1.6e-5 at 8). The exact map must be used, bit for bit.
-  Options options = default_options(Form::batch_2d);
-  Harness<float> exact(LayerConfig::batch_normal_norm_2d(3, options), Shape{2, 3, 4, 16});
-  options.evaluation_map = EvaluationMap::polynomial;
-  Harness<float> polynomial(LayerConfig::batch_normal_norm_2d(3, options), Shape{2, 3, 4, 16});
+  const auto [exact_config, polynomial_config] = exact_and_polynomial(Form::batch_2d, 3);
+  Harness<float> exact(exact_config, Shape{2, 3, 4, 16}), polynomial(polynomial_config, Shape{2, 3, 4, 16});
   for (auto* layer : {&exact, &polynomial}) {
     layer->randomize(8);
     layer->running_lambda = {0.5f, 8.0f, -3.0f};

@@ -53,7 +53,6 @@ struct SavedContext {
   // EvaluationMap::polynomial: the per-channel tables (1 KiB each) and what they were built from.
   std::vector<float> polynomial_tables;
   std::vector<double> polynomial_key;
-  std::vector<char> polynomial_usable;  // per channel: lambda inside the range the tables were validated on
   std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
   std::vector<double> channel_scratch;
 

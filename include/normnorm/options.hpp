@@ -26,7 +26,7 @@ enum class LambdaEstimator {
 // statistics (docs/math.md, "Evaluation map").
 enum class EvaluationMap {
   exact,       // one log1p and one expm1 per element (the default)
-  polynomial,  // float only: a piecewise polynomial per channel; max error 1.3e-7 (1 + |y|) for
+  polynomial,  // float only: a piecewise polynomial per channel; max error 1.2e-7 (1 + |y|) for
                // lambda in [-0.5, 2.5], 7.8e-7 in [-2, 4] (tests/test_polynomial_map.cpp);
                // channels with running lambda outside [-2, 4] keep the exact map
                // before the affine; double always evaluates exactly

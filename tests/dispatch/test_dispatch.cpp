@@ -65,9 +65,10 @@ TEST_CASE("A dispatch target the CPU lacks is refused, nothing written", "[dispa
 TEST_CASE("Each dispatch target's noise matches the scalar path's within a few float ulps", "[dispatch][noise]") {
   constexpr std::size_t count = 1 << 16;
   std::vector<float> reference(count), draws(count);
-  engine::kernels_for(SimdPath::scalar)->fill_normals(7, 3, 5, count, reference.data());
+  const auto noise = NoiseSource<float>::philox(7, 3);
+  engine::kernels_for(SimdPath::scalar)->f32.fill_noise(noise, 5, index_t(count), reference.data());
   for (const SimdPathInfo& info : available_simd_paths()) {
-    engine::kernels_for(info.path)->fill_normals(7, 3, 5, count, draws.data());
+    engine::kernels_for(info.path)->f32.fill_noise(noise, 5, index_t(count), draws.data());
     double worst_ulps = 0;
     for (std::size_t i = 0; i < count; ++i) {
       const float ulp = std::nextafter(std::abs(reference[i]), INFINITY) - std::abs(reference[i]);

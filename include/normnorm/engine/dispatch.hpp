@@ -54,7 +54,8 @@ struct Kernels {
   Status (*forward)(const ForwardRequest<T>&, SavedContext<T>&) = nullptr;
   void (*backward)(const BackwardRequest<T>&, SavedContext<T>&) = nullptr;
   // For (N, C) and channels-last input: the copies to and from the engine's layout,
-  // and the noise drawn in the caller's order.
+  // and the noise drawn in the caller's order (the scalar path draws with native's
+  // instruction set; sets with FMA may round the Box-Muller step differently).
   void (*transpose)(const Transposition&, const T*, T*, bool, const Eigen::ThreadPoolDevice*) = nullptr;
   void (*fill_noise)(const NoiseSource<T>&, index_t first, index_t count, T* out) = nullptr;
 };
@@ -75,11 +76,6 @@ struct KernelSet {
   unsigned arch_version = 0;   // xsimd's ordering of instruction sets (0: scalar)
   Kernels<float> f32;
   Kernels<double> f64;
-  // The built-in noise generator as this instruction set computes it (the scalar
-  // path uses native's): the Philox words are the same everywhere, the float
-  // arithmetic after them may round differently where FMA contracts it.
-  void (*fill_normals)(std::uint64_t seed, std::uint64_t call, std::uint64_t first_index, std::size_t count,
-                       float* out) noexcept = nullptr;
 
   template <class T> const Kernels<T>& of() const {
     if constexpr (std::is_same_v<T, float>) return f32;
@@ -95,8 +91,7 @@ inline unsigned arch_version() {
 
 template <class Arch>
 inline KernelSet kernel_set() {
-  return {Arch::name(), arch_version<Arch>(), kernels_of<float, Arch>(), kernels_of<double, Arch>(),
-          &noise::fill_standard_normals<float, math::vector_arch<Arch>>};
+  return {Arch::name(), arch_version<Arch>(), kernels_of<float, Arch>(), kernels_of<double, Arch>()};
 }
 
 // Whether the operating system saves the AVX (ymm) and AVX-512 (zmm, k) register

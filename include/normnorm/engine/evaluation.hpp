@@ -118,7 +118,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                  const index_t n = item / channels, c = item % channels;
                  const index_t offset = n * row + c * length;
                  if constexpr (std::is_same_v<T, float>)
-                   if (tables && ctx.polynomial_usable[static_cast<std::size_t>(c)]) {
+                   if (tables && pm::covers_lambda(ctx.lambda[c])) {
                      evaluate_run_with_polynomial<Arch>(x + offset, out + offset, length, maps, c,
                                                         tables + c * pm::table_size);
                      return;

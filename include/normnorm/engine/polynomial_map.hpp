@@ -43,6 +43,7 @@ inline constexpr float limit = 16.0f;         // 1 + |h| below this uses the tab
 // max error 7.8e-7 (1 + |y|) at the ends). Farther out the Taylor remainder grows
 // with |binom(et - 1, 6)|, so those channels keep the exact map.
 inline constexpr double lambda_min = -2.0, lambda_max = 4.0;
+inline bool covers_lambda(double lambda) { return lambda >= lambda_min && lambda <= lambda_max; }  // false for NaN
 
 // One channel's table: table[k * entries + entry].
 inline void build_channel_table(double lambda, double sqrt_eps, double gamma, double beta, float* table) {
@@ -70,7 +71,7 @@ inline void build_channel_table(double lambda, double sqrt_eps, double gamma, do
   }
 }
 
-// The segment entry of h (side and segment), and whether the table covers it.
+// The segment entry of h (side and segment); meaningful where covers(h).
 template <class V>
 inline auto entry_of(const V& h, const V& a) {
   using T = typename math::lane_traits<V>::scalar;
@@ -80,12 +81,10 @@ inline auto entry_of(const V& h, const V& a) {
     std::int32_t u_bits, h_bits;
     std::memcpy(&u_bits, &u, sizeof u_bits);
     std::memcpy(&h_bits, &h, sizeof h_bits);
-    const std::int32_t entry = ((u_bits >> 21) - 4 * 127) + ((h_bits >> 31) & segments);
-    return std::pair<std::int32_t, bool>{entry, u < limit};
+    return ((u_bits >> 21) - 4 * 127) + ((h_bits >> 31) & segments);
   } else {
     using I = xsimd::batch<std::int32_t, typename V::arch_type>;
-    const I entry = ((xsimd::bitwise_cast<I>(u) >> 21) - I(4 * 127)) + ((xsimd::bitwise_cast<I>(h) >> 31) & I(segments));
-    return std::pair<I, decltype(u < V(limit))>{entry, u < V(limit)};
+    return ((xsimd::bitwise_cast<I>(u) >> 21) - I(4 * 127)) + ((xsimd::bitwise_cast<I>(h) >> 31) & I(segments));
   }
 }
 
@@ -117,7 +116,7 @@ class PolynomialChannel {
 
   V operator()(const V& h) const {
     const V a = math::abs(h);
-    const auto entry = pm::entry_of(h, a).first;
+    const auto entry = pm::entry_of(h, a);
     if constexpr (std::is_arithmetic_v<V>) {
       const float* at = table_ + entry;
       return pm::horner(a - at[(pm::degree + 1) * pm::entries], [&](int k) { return at[k * pm::entries]; });
@@ -151,8 +150,7 @@ class PolynomialChannel {
 };
 
 // Builds every channel's table in ctx, or keeps them when their inputs (eps and
-// each channel's lambda, gamma, beta) are those they were built from; marks the
-// channels whose lambda is inside [lambda_min, lambda_max] (ctx.polynomial_usable).
+// each channel's lambda, gamma, beta) are those they were built from.
 template <class T>
 inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& options, const T* weight, const T* bias,
                                       index_t channels) {
@@ -169,14 +167,12 @@ inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& optio
   }
   if (same) return ctx.polynomial_tables.data();
   key.resize(key_size);
-  ctx.polynomial_usable.resize(static_cast<std::size_t>(channels));
   key[0] = options.eps;
   ctx.polynomial_tables.resize(static_cast<std::size_t>(channels * pm::table_size));
   const double sqrt_eps = std::sqrt(options.eps);
   for (index_t c = 0; c < channels; ++c) {
     const auto now = inputs(c);
     for (int i = 0; i < 3; ++i) key[static_cast<std::size_t>(1 + 3 * c + i)] = now[i];
-    ctx.polynomial_usable[static_cast<std::size_t>(c)] = now[0] >= pm::lambda_min && now[0] <= pm::lambda_max;
     pm::build_channel_table(now[0], sqrt_eps, now[1], now[2], ctx.polynomial_tables.data() + c * pm::table_size);
   }
   return ctx.polynomial_tables.data();

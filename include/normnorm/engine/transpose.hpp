@@ -84,9 +84,6 @@ inline void transpose(const Transposition& t, const T* src, T* dst, bool to_engi
   constexpr index_t tile = 32;  // a 32 x 32 tile of floats is 4 KiB: both sides stay in L1
   const index_t row_tiles = (t.rows + tile - 1) / tile;
   const index_t rows = t.rows, cols = t.cols;
-  // Small copies stay on the calling thread: waking the pool costs more than they
-  // do, and two threads' row tiles share the cache lines at their borders.
-  if (t.elements() < (index_t(1) << 18)) device = nullptr;
   parallel_for(device, t.batches * row_tiles, 2.0 * double(tile * cols * static_cast<index_t>(sizeof(T))),
                double(tile * cols), [&](index_t item) {
                  const index_t b = item / row_tiles, r0 = (item % row_tiles) * tile;
