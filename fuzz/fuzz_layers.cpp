@@ -601,6 +601,7 @@ struct GroupFacts {
   double out_scale = 0;          // max |output|
   double psi_l_max = 0;          // max |gamma dy/dlambda|
   double gh_scale = 0;           // max |gradient reaching h| (before centring), times rstd
+  double lambda_term_roundoff = 0;  // roundoff of the shared lambda term, rstd max_dl eps sum |u psi_l|
   double mean_abs_h = 0;
   double y_scale = 0;            // max |y|: the spread (hence the noise scale) is a sum of |y - mean(y)|
 };
@@ -643,7 +644,7 @@ std::vector<GroupFacts> group_facts(const Setup<T>& s, const Run<T>& run, const 
     // Sums of magnitudes of the lambda estimate's terms (for its condition number),
     // and the pieces of the gradient reaching h (for the backward's tolerance).
     double sum_hd = 0, sum_L = 0, sum_he = 0, sum_dd = 0, sum_abs_h = 0;
-    double Lambda = 0, max_u_psi_h = 0, max_dl = 0;
+    double Lambda = 0, sum_abs_u_psi_l = 0, max_u_psi_h = 0, max_dl = 0;
     const index_t m = layout.group_size();
     for (index_t seg = 0; seg < layout.segments_per_group(); ++seg) {
       const index_t base = layout.segment_offset(g, seg);
@@ -692,6 +693,7 @@ std::vector<GroupFacts> group_facts(const Setup<T>& s, const Run<T>& run, const 
         else
           f.y_scale = std::max(f.y_scale, a);
         Lambda += u * psi_l;
+        sum_abs_u_psi_l += std::abs(u * psi_l);
         max_u_psi_h = std::max(max_u_psi_h, std::abs(u * psi_h));
         if (lambda_has_gradient) {
           const double dA = d + a * L, dg1 = dA - 1 / (1 + a);
@@ -706,6 +708,9 @@ std::vector<GroupFacts> group_facts(const Setup<T>& s, const Run<T>& run, const 
     const double md = static_cast<double>(m);
     f.mean_abs_h = sum_abs_h / md;
     f.gh_scale = rstd * (max_u_psi_h + std::abs(Lambda) * max_dl);
+    // Lambda = sum_k u_k psi_l_k may cancel (u of both signs): its roundoff is relative to
+    // sum |u psi_l|, not to |Lambda|, and it reaches every element of the group alike.
+    f.lambda_term_roundoff = rstd * max_dl * 16 * unit * std::sqrt(md + 1) * sum_abs_u_psi_l;
     // Condition numbers in precision T: how far roundoff in the sums (summed in a
     // different order by the two paths) can move h and lambda. h carries an absolute
     // error of about unit (|mean| rstd + |h|) (from the mean and rstd), which moves
@@ -908,7 +913,7 @@ void check_dtype(const Recipe& r) {
           const double ga = double(grad_simd[p]), gb = double(grad_scalar[p]);
           const double h = (double(s.x[p]) - simd.context.mean[gi]) * simd.context.rstd[gi];
           // (Below T's normal range the spacing is denorm_min: a few of those are roundoff too.)
-          const double floor = std::max(tol * f.gh_scale * (1 + std::abs(h) * f.mean_abs_h),
+          const double floor = std::max(tol * f.gh_scale * (1 + std::abs(h) * f.mean_abs_h) + f.lambda_term_roundoff,
                                         64.0 * double(std::numeric_limits<T>::denorm_min()));
           if (!(std::abs(ga - gb) <= tol * std::abs(gb) + floor))
             fail("SIMD and scalar grad_input differ", "group " + std::to_string(g) + " element " + std::to_string(p) +
