@@ -239,8 +239,9 @@ struct ModuleState {
 
 template <class T>
 ModuleState<T> state_of(nn::NormalNormModule<T>& m) {
+  auto values = [](nn::Span<T> s) { return std::vector<T>(s.begin(), s.end()); };
   return {m.weight(),       m.bias(),         m.grad_weight(),       m.grad_bias(),
-          m.running_mean(), m.running_var(),  m.running_lambda(),    m.running_norm(),
+          values(m.running_mean()), values(m.running_var()),  values(m.running_lambda()), values(m.running_norm()),
           m.num_batches_tracked(), m.training_calls(), m.context().valid, m.is_training()};
 }
 
@@ -251,10 +252,10 @@ std::string module_changes(nn::NormalNormModule<T>& m, const ModuleState<T>& s) 
   if (!same_bits(m.bias(), s.bias)) what += "bias ";
   if (!same_bits(m.grad_weight(), s.grad_weight)) what += "grad_weight ";
   if (!same_bits(m.grad_bias(), s.grad_bias)) what += "grad_bias ";
-  if (!same_bits(m.running_mean(), s.mean)) what += "running_mean ";
-  if (!same_bits(m.running_var(), s.var)) what += "running_var ";
-  if (!same_bits(m.running_lambda(), s.lambda)) what += "running_lambda ";
-  if (!same_bits(m.running_norm(), s.norm)) what += "running_norm ";
+  if (!same_bits(std::vector<T>(m.running_mean().begin(), m.running_mean().end()), s.mean)) what += "running_mean ";
+  if (!same_bits(std::vector<T>(m.running_var().begin(), m.running_var().end()), s.var)) what += "running_var ";
+  if (!same_bits(std::vector<T>(m.running_lambda().begin(), m.running_lambda().end()), s.lambda)) what += "running_lambda ";
+  if (!same_bits(std::vector<T>(m.running_norm().begin(), m.running_norm().end()), s.norm)) what += "running_norm ";
   if (m.num_batches_tracked() != s.batches) what += "num_batches_tracked ";
   if (m.training_calls() != s.calls) what += "training_calls ";
   if (m.context().valid != s.context_valid) what += "context ";

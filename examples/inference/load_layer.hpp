@@ -13,6 +13,7 @@
 // there too; evaluation does not read it). The paper's code spells lambda "lmbda"; normnorm
 // calls the same buffer running_lambda().
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <stdexcept>
@@ -66,10 +67,15 @@ normnorm::BatchNormalNorm2d<T> load_batch_normal_norm_2d(
   normnorm::BatchNormalNorm2d<T> layer(channels, options);
   layer.weight() = std::move(weight);
   layer.bias() = read_per_channel<T>(model_dir, "bias", channels);
-  layer.running_mean() = read_per_channel<T>(model_dir, "running_mean", channels);
-  layer.running_var() = read_per_channel<T>(model_dir, "running_var", channels);
-  layer.running_lambda() = read_per_channel<T>(model_dir, "running_lmbda", channels);
-  layer.running_norm() = read_per_channel<T>(model_dir, "running_norm", channels);
+  // The running statistics are spans of the layer's own buffers: copy into them.
+  auto assign = [&](normnorm::Span<T> to, const char* stem) {
+    const std::vector<T> values = read_per_channel<T>(model_dir, stem, channels);
+    std::copy(values.begin(), values.end(), to.begin());
+  };
+  assign(layer.running_mean(), "running_mean");
+  assign(layer.running_var(), "running_var");
+  assign(layer.running_lambda(), "running_lmbda");
+  assign(layer.running_norm(), "running_norm");
   layer.eval();
   return layer;
 }

@@ -8,9 +8,9 @@
 //
 // Both validate every argument before writing anything (docs/api.md lists the errors).
 
+#include <new>
 #include <stdexcept>
 #include <string>
-
 
 #include "normnorm/context.hpp"
 #include "normnorm/detail/validate.hpp"
@@ -85,14 +85,38 @@ inline Status validate_forward(const LayerConfig& config, Mode mode, const Forwa
   if (config.has_running_stats()) {
     const RunningStats<T>& rs = args.running;
     const index_t c = config.num_running();
-    for (auto [pointer, name] : {std::pair<T*, const char*>{rs.mean, "running_mean"}, {rs.var, "running_var"},
-                                 {rs.lambda, "running_lambda"}, {rs.norm, "running_norm"}}) {
+    const index_t stat_bytes = c * static_cast<index_t>(sizeof(T));
+    const std::pair<T*, const char*> stats[] = {
+        {rs.mean, "running_mean"}, {rs.var, "running_var"}, {rs.lambda, "running_lambda"}, {rs.norm, "running_norm"}};
+    const index_t noise_bytes = args.noise.kind == NoiseKind::external ? bytes : 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+      const auto [pointer, name] = stats[i];
       NORMNORM_RETURN_IF_ERROR(require_buffer(config, pointer, rs.size, c, name));
-      if (any_overlap(args.output, bytes, pointer, c * static_cast<index_t>(sizeof(T))))
-        return fail(config, std::string("output overlaps ") + name);
+      if (any_overlap(args.output, bytes, pointer, stat_bytes)) return fail(config, std::string("output overlaps ") + name);
+      // Training writes them while groups are still read: no sharing with any input.
+      if (any_overlap(args.input, bytes, pointer, stat_bytes)) return fail(config, std::string(name) + " overlaps input");
+      if (o.affine && (any_overlap(args.weight.data, affine_bytes, pointer, stat_bytes) ||
+                       any_overlap(args.bias.data, affine_bytes, pointer, stat_bytes)))
+        return fail(config, std::string(name) + " overlaps weight or bias");
+      if (any_overlap(args.noise.normals, noise_bytes, pointer, stat_bytes))
+        return fail(config, std::string(name) + " overlaps the external noise");
+      for (std::size_t j = 0; j < i; ++j)
+        if (any_overlap(stats[j].first, stat_bytes, pointer, stat_bytes))
+          return fail(config, std::string(name) + " overlaps " + stats[j].second + " (each needs its own buffer)");
     }
     if (!o.momentum && !rs.num_batches_tracked)
       return fail(config, "num_batches_tracked is null, but momentum is none (cumulative average needs the count)");
+    if (const std::int64_t* count = rs.num_batches_tracked) {
+      constexpr index_t count_bytes = sizeof(std::int64_t);
+      for (const auto& [pointer, name] : stats)
+        if (any_overlap(count, count_bytes, pointer, stat_bytes))
+          return fail(config, std::string("num_batches_tracked overlaps ") + name);
+      if (any_overlap(count, count_bytes, args.input, bytes) || any_overlap(count, count_bytes, args.output, bytes))
+        return fail(config, "num_batches_tracked overlaps input or output");
+      if (*count < 0)
+        return fail(config, "num_batches_tracked must be >= 0, got " + std::to_string(*count) +
+                                " (a corrupt checkpoint?); nothing was written");
+    }
   }
   if (mode == Mode::train) {
     if (is_batch_form(config.form) && layout.group_size() < 2)
@@ -180,11 +204,11 @@ inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>&
 
 }  // namespace detail
 
-// forward without exceptions: a failed Status says why nothing was written.
+namespace detail {
+
 template <class T>
-inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
-                          const Execution& execution = {}) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
+                          const Execution& execution) {
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
   Layout layout;
@@ -217,6 +241,7 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
   }
   NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
   if (t.active()) kernels->transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
+  context.config = config;
   context.shape = args.shape;
   context.memory_format = args.memory_format;
   if (context.noise_kind != NoiseKind::none) {  // replay from the caller's source, not the transposed copy
@@ -227,6 +252,33 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
   return {};
 }
 
+// Every buffer is sized before the first write to a caller's buffer, so running
+// out of memory leaves the caller's outputs and statistics as they were.
+inline Status out_of_memory(const LayerConfig& config, const Shape& shape) {
+  return Status::out_of_memory(std::string("normnorm: ") + config.name() + ": cannot allocate working memory for input " +
+                               shape.to_string() + "; nothing was written");
+}
+
+}  // namespace detail
+
+// forward without exceptions: a failed Status says why nothing was written (the
+// context is then invalid). Running out of memory is a Status too (out_of_memory).
+template <class T>
+inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
+                          const Execution& execution = {}) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+#if NORMNORM_EXCEPTIONS
+  try {
+    return detail::run_forward(config, mode, args, context, execution);
+  } catch (const std::bad_alloc&) {
+    context.valid = false;
+    return detail::out_of_memory(config, args.shape);
+  }
+#else
+  return detail::run_forward(config, mode, args, context, execution);
+#endif
+}
+
 // Writes args.output and fills context (training: also the running statistics);
 // throws std::invalid_argument or std::domain_error, having written nothing.
 template <class T>
@@ -235,16 +287,19 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
   detail::raise_if_error(try_forward(config, mode, args, context, execution));
 }
 
-// backward without exceptions: a failed Status says why nothing was written.
+namespace detail {
+
 template <class T>
-inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
-                           const Execution& execution = {}) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
+                           const Execution& execution) {
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   if (!context.valid) return detail::fail(config, "backward needs the saved context of a successful forward");
+  const std::string difference = detail::config_difference(context.config, config);
+  if (!difference.empty())
+    return detail::fail(config, "backward's config differs from the forward that filled the context (" + difference + ")");
   if (context.shape != args.shape)
     return detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's " + context.shape.to_string());
   if (context.memory_format != args.memory_format) return detail::fail(config, "memory_format differs from the forward's");
@@ -291,6 +346,13 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   rq.device = execution.device;
   const engine::Transposition& t = plan.transposition;
   const NoiseKind caller_noise = context.noise_kind;
+  // The transposed path swaps the context's noise kind for the engine; put it back
+  // however this returns (an allocation failure included).
+  struct RestoreNoiseKind {
+    SavedContext<T>& context;
+    NoiseKind kind;
+    ~RestoreNoiseKind() { context.noise_kind = kind; }
+  } restore_noise_kind{context, caller_noise};
   if (t.active()) {
     // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
     const bool replay_noise = caller_noise != NoiseKind::none && rq.grad_weight;
@@ -314,11 +376,28 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     }
   }
   kernels->backward(rq, context);
-  context.noise_kind = caller_noise;
   if (t.active() && args.grad_input)
     kernels->transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,
                       execution.device);
   return {};
+}
+
+}  // namespace detail
+
+// backward without exceptions: a failed Status says why nothing was written.
+template <class T>
+inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
+                           const Execution& execution = {}) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+#if NORMNORM_EXCEPTIONS
+  try {
+    return detail::run_backward(config, args, context, execution);
+  } catch (const std::bad_alloc&) {
+    return detail::out_of_memory(config, args.shape);
+  }
+#else
+  return detail::run_backward(config, args, context, execution);
+#endif
 }
 
 // Writes grad_input, grad_weight and grad_bias (each when not null); throws

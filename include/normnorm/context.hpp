@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "normnorm/layers/config.hpp"
 #include "normnorm/layout.hpp"
 #include "normnorm/math/lambda_search.hpp"
 #include "normnorm/noise/noise_source.hpp"
@@ -24,6 +25,10 @@ enum class GroupVerdict : char {
 
 template <class T>
 struct SavedContext {
+  // What made it: backward refuses another config, shape or memory format (the
+  // value type is the template's), since every per-group vector below is sized and
+  // filled for this one.
+  LayerConfig config;
   Layout layout;
   Shape shape;  // the forward's input shape: backward must see the same
   MemoryFormat memory_format = MemoryFormat::contiguous;

@@ -79,6 +79,16 @@ inline bool searches_lambda(const Options& options) {
   return options.estimator == LambdaEstimator::newton || options.estimator == LambdaEstimator::exact;
 }
 
+inline const char* estimator_name(LambdaEstimator estimator) {
+  switch (estimator) {
+    case LambdaEstimator::newton_step: return "newton_step";
+    case LambdaEstimator::gradient_step: return "gradient_step";
+    case LambdaEstimator::newton: return "newton";
+    case LambdaEstimator::exact: return "exact";
+  }
+  return "unknown";
+}
+
 inline bool is_batch_form(Form form) { return form == Form::batch_1d || form == Form::batch_2d; }
 
 }  // namespace normnorm

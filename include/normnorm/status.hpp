@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -18,6 +19,7 @@ enum class ErrorKind {
   none,              // success
   invalid_argument,  // shapes, sizes, buffers, options: std::invalid_argument
   domain_error,      // data the math cannot take (non-finite training input, overflow): std::domain_error
+  out_of_memory,     // a valid call whose working memory cannot be allocated: std::bad_alloc
 };
 
 class Status {
@@ -25,6 +27,7 @@ class Status {
   Status() = default;  // success
   static Status invalid_argument(std::string message) { return Status(ErrorKind::invalid_argument, std::move(message)); }
   static Status domain_error(std::string message) { return Status(ErrorKind::domain_error, std::move(message)); }
+  static Status out_of_memory(std::string message) { return Status(ErrorKind::out_of_memory, std::move(message)); }
 
   bool ok() const { return kind_ == ErrorKind::none; }
   explicit operator bool() const { return ok(); }
@@ -45,6 +48,7 @@ namespace detail {
 [[noreturn]] inline void raise(const Status& status) {
 #if NORMNORM_EXCEPTIONS
   if (status.kind() == ErrorKind::domain_error) throw std::domain_error(status.message());
+  if (status.kind() == ErrorKind::out_of_memory) throw std::bad_alloc();
   throw std::invalid_argument(status.message());
 #else
   std::fprintf(stderr, "%s\n", status.message().c_str());

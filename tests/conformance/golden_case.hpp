@@ -181,10 +181,11 @@ CaseResult replay_case(const std::filesystem::path& dir, const std::string& writ
     }
     if (config.has_running_stats()) {
       const std::vector<std::int64_t> c{config.num_features};
-      check("running_lmbda", module.running_lambda(), c);
-      check("running_mean", module.running_mean(), c);
-      check("running_var", module.running_var(), c);
-      check("running_norm", module.running_norm(), c);
+      auto values = [](normnorm::Span<T> s) { return std::vector<T>(s.begin(), s.end()); };
+      check("running_lmbda", values(module.running_lambda()), c);
+      check("running_mean", values(module.running_mean()), c);
+      check("running_var", values(module.running_var()), c);
+      check("running_norm", values(module.running_norm()), c);
     }
   }
   return result;

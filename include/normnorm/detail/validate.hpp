@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -60,6 +61,47 @@ inline Status validate_options(const LayerConfig& config) {
       return fail(config, "num_channels (" + std::to_string(config.num_features) + ") must be divisible by num_groups (" +
                        std::to_string(config.num_groups) + ")");
   }
+  return {};
+}
+
+// The first field in which `requested` differs from `saved` (the config of the
+// forward that filled a context), as "name: forward's value, now requested
+// value"; empty when they are the same. Every field counts: a context is only
+// valid for the configuration that made it.
+inline std::string config_difference(const LayerConfig& saved, const LayerConfig& requested) {
+  const Options& a = saved.options;
+  const Options& b = requested.options;
+  auto text = [](double value) { return std::to_string(value); };
+  auto flag = [](bool value) { return std::string(value ? "true" : "false"); };
+  auto momentum = [](const std::optional<double>& m) { return m ? std::to_string(*m) : std::string("none"); };
+  auto differs = [](const std::string& name, const std::string& was, const std::string& now) {
+    return name + ": the forward's " + was + ", now " + now;
+  };
+  if (saved.form != requested.form) return differs("form", form_name(saved.form), form_name(requested.form));
+  if (saved.num_features != requested.num_features)
+    return differs("num_features", std::to_string(saved.num_features), std::to_string(requested.num_features));
+  if (saved.normalized_shape != requested.normalized_shape)
+    return differs("normalized_shape", saved.normalized_shape.to_string(), requested.normalized_shape.to_string());
+  if (saved.form == Form::group && saved.num_groups != requested.num_groups)
+    return differs("num_groups", std::to_string(saved.num_groups), std::to_string(requested.num_groups));
+  if (a.eps != b.eps) return differs("eps", text(a.eps), text(b.eps));
+  if (a.momentum != b.momentum) return differs("momentum", momentum(a.momentum), momentum(b.momentum));
+  if (a.affine != b.affine) return differs("affine", flag(a.affine), flag(b.affine));
+  if (a.track_running_stats != b.track_running_stats)
+    return differs("track_running_stats", flag(a.track_running_stats), flag(b.track_running_stats));
+  if (a.noise_train != b.noise_train) return differs("noise_train", text(a.noise_train), text(b.noise_train));
+  if (a.order != b.order) return differs("order", std::to_string(a.order), std::to_string(b.order));
+  if (a.estimator != b.estimator)
+    return differs("estimator", estimator_name(a.estimator), estimator_name(b.estimator));
+  if (a.newton_iterations != b.newton_iterations)
+    return differs("newton_iterations", std::to_string(a.newton_iterations), std::to_string(b.newton_iterations));
+  if (a.alpha != b.alpha) return differs("alpha", text(a.alpha), text(b.alpha));
+  if (a.standardize != b.standardize) return differs("standardize", flag(a.standardize), flag(b.standardize));
+  if (a.power_transform != b.power_transform)
+    return differs("power_transform", flag(a.power_transform), flag(b.power_transform));
+  if (a.evaluation_map != b.evaluation_map)
+    return differs("evaluation_map", a.evaluation_map == EvaluationMap::exact ? "exact" : "polynomial",
+                   b.evaluation_map == EvaluationMap::exact ? "exact" : "polynomial");
   return {};
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -255,7 +256,11 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   double factor = 0.0;
   if (update_running) {
     std::int64_t batches = 1;
-    if (rq.running.num_batches_tracked) batches = ++*rq.running.num_batches_tracked;
+    // The count saturates at its largest value (a cumulative factor of ~1e-19 by then), never wraps.
+    if (std::int64_t* count = rq.running.num_batches_tracked) {
+      if (*count < std::numeric_limits<std::int64_t>::max()) ++*count;
+      batches = *count;
+    }
     factor = running_update_factor(options.momentum, batches);
   }
 

@@ -17,6 +17,7 @@
 // message names the file (or buffer) and the problem.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -39,10 +40,19 @@ struct NpyArray {
     std::vector<std::int64_t> shape;  // row-major (C order) shape; empty for a 0-d scalar
     std::vector<double> data;         // values converted to double, C order
 
-    // Product of the shape (1 for a 0-d scalar, 0 if any dimension is 0).
+    // Product of the shape (1 for a 0-d scalar, 0 if any dimension is 0). For a
+    // shape no array can have (a negative dimension, or a product beyond int64)
+    // it returns -1 rather than overflow; arrays read by parse_npy never do.
     std::int64_t size() const {
+        for (std::int64_t d : shape) {
+            if (d < 0) return -1;
+            if (d == 0) return 0;
+        }
         std::int64_t n = 1;
-        for (std::int64_t d : shape) n *= d;
+        for (std::int64_t d : shape) {
+            if (n > std::numeric_limits<std::int64_t>::max() / d) return -1;
+            n *= d;
+        }
         return n;
     }
 };
@@ -55,6 +65,9 @@ inline constexpr std::size_t kNpyMagicSize = sizeof(kNpyMagic);
 inline constexpr std::size_t kNpyMaxDims = 64;
 // Header blocks are padded so that the data starts on this alignment.
 inline constexpr std::size_t kNpyHeaderAlignment = 64;
+// The largest header read_npy accepts (NumPy writes a few hundred bytes; its own
+// reader refuses more than 10,000 by default).
+inline constexpr std::uint64_t kNpyMaxHeaderBytes = 1 << 20;
 
 [[noreturn]] inline void npy_fail(const std::string& name, const std::string& problem) {
 #if NORMNORM_EXCEPTIONS
@@ -500,18 +513,48 @@ inline NpyArray parse_npy(const unsigned char* bytes, std::size_t length,
 }
 
 // Reads a .npy file.  Throws std::runtime_error naming the file on failure.
+// Reads only what the header announces, after checking the magic and bounding
+// the header, so a stream that is not a .npy file (e.g. /dev/zero) fails at once.
 inline NpyArray read_npy(const std::string& path) {
+    using namespace detail;
     std::ifstream in(path, std::ios::binary);
-    if (!in) detail::npy_fail(path, "cannot open file");
+    if (!in) npy_fail(path, "cannot open file");
     std::vector<unsigned char> bytes;
-    char buf[1 << 16];
-    for (;;) {
-        in.read(buf, sizeof buf);
-        const std::streamsize got = in.gcount();
-        if (got > 0) bytes.insert(bytes.end(), buf, buf + got);
-        if (!in) break;
+    // Appends up to `count` bytes; false at the end of the stream.
+    auto read_more = [&](std::uint64_t count) {
+        char buf[1 << 16];
+        while (count > 0) {
+            const auto want = static_cast<std::streamsize>(std::min<std::uint64_t>(count, sizeof buf));
+            in.read(buf, want);
+            const std::streamsize got = in.gcount();
+            bytes.insert(bytes.end(), buf, buf + got);
+            count -= static_cast<std::uint64_t>(got);
+            if (got < want) return false;
+        }
+        return true;
+    };
+    read_more(kNpyMagicSize + 2);
+    if (bytes.size() < kNpyMagicSize || std::memcmp(bytes.data(), kNpyMagic, kNpyMagicSize) != 0)
+        npy_fail(path, "bad magic (not a .npy file)");
+    if (bytes.size() < kNpyMagicSize + 2) npy_fail(path, "truncated header (missing version)");
+    const std::size_t len_bytes = bytes[kNpyMagicSize] == 1 ? 2 : 4;
+    read_more(len_bytes);
+    if (bytes.size() == kNpyMagicSize + 2 + len_bytes) {
+        const std::uint64_t header_len = load_uint(bytes.data() + kNpyMagicSize + 2, len_bytes, true);
+        if (header_len > kNpyMaxHeaderBytes)
+            npy_fail(path, "header length " + std::to_string(header_len) + " exceeds the " +
+                               std::to_string(kNpyMaxHeaderBytes) + "-byte limit");
+        if (read_more(header_len)) {
+            // The data size the header announces (parse_npy checks the header again, whole).
+            const std::size_t prefix = kNpyMagicSize + 2 + len_bytes;
+            const NpyHeaderParser::Result header =
+                NpyHeaderParser(bytes.data() + prefix, static_cast<std::size_t>(header_len), path).parse();
+            const NpyDtype dt = parse_descr(header.descr, path);
+            const std::int64_t count = checked_element_count(header.shape, dt.itemsize, path);
+            read_more(static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(dt.itemsize));
+        }
     }
-    if (in.bad()) detail::npy_fail(path, "read error");
+    if (in.bad()) npy_fail(path, "read error");
     return parse_npy(bytes.data(), bytes.size(), path);
 }
 

@@ -3,6 +3,7 @@
 // are the one place each form's defaults and shape rules live; layout_for() is
 // the adapter that turns an input shape into the engine's group layout.
 
+#include <limits>
 #include <stdexcept>
 #include <string>
 
@@ -41,10 +42,16 @@ struct LayerConfig {
   bool has_running_stats() const { return is_batch_form(form) && options.track_running_stats; }
 
   // Length of weight and bias: C, or prod(normalized_shape) for the layer form.
+  // Saturates at the largest index_t (and gives 0 for a non-positive axis) on a
+  // config not yet validated, which validate_options then refuses.
   index_t num_affine() const {
     if (form != Form::layer) return num_features;
     index_t size = 1;
-    for (index_t d : normalized_shape) size *= d;
+    for (index_t d : normalized_shape) {
+      if (d <= 0) return 0;
+      if (size > std::numeric_limits<index_t>::max() / d) return std::numeric_limits<index_t>::max();
+      size *= d;
+    }
     return size;
   }
   // Length of each running-statistic buffer (batch forms): C.

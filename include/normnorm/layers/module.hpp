@@ -3,8 +3,14 @@
 // running statistics, the saved context and the noise state, and switch between
 // train() and eval() like PyTorch modules. Each is a thin name over
 // NormalNormModule, which calls the raw-pointer API.
+//
+// Threads: forward, backward, train and eval lock the module, so threads sharing
+// one module take turns (each call sees whole state, never a half-written one);
+// the accessors hand out the module's own buffers and are not locked: do not
+// change parameters or statistics while another thread runs a call.
 
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include <unsupported/Eigen/CXX11/Tensor>
@@ -35,18 +41,28 @@ class NormalNormModule {
     }
   }
 
-  void train(bool on = true) { training_ = on; }
-  void eval() { training_ = false; }
-  bool is_training() const { return training_; }
-  Mode mode() const { return training_ ? Mode::train : Mode::eval; }
+  void train(bool on = true) {
+    std::lock_guard<std::mutex> lock(call_lock_.mutex);
+    training_ = on;
+  }
+  void eval() { train(false); }
+  bool is_training() const {
+    std::lock_guard<std::mutex> lock(call_lock_.mutex);
+    return training_;
+  }
+  Mode mode() const { return is_training() ? Mode::train : Mode::eval; }
 
   const LayerConfig& config() const { return config_; }
-  void set_execution(const Execution& execution) { execution_ = execution; }
+  void set_execution(const Execution& execution) {
+    std::lock_guard<std::mutex> lock(call_lock_.mutex);
+    execution_ = execution;
+  }
 
   // output = layer(input). In training, draws noise for call training_calls()
   // of this module's seed, updates the running statistics, and saves what
   // backward needs. On error nothing changes (outputs, statistics, noise counter).
   void forward(const T* input, const Shape& shape, T* output, MemoryFormat format = MemoryFormat::contiguous) {
+    std::lock_guard<std::mutex> lock(call_lock_.mutex);
     ForwardArgs<T> args;
     args.memory_format = format;
     args.input = input;
@@ -56,7 +72,7 @@ class NormalNormModule {
     args.bias = {bias_.data(), static_cast<index_t>(bias_.size())};
     args.running = running_view();
     args.noise = NoiseSource<T>::philox(seed_, training_calls_);
-    normnorm::forward(config_, mode(), args, context_, execution_);
+    normnorm::forward(config_, training_ ? Mode::train : Mode::eval, args, context_, execution_);
     if (training_) ++training_calls_;
   }
 
@@ -64,6 +80,7 @@ class NormalNormModule {
   // grad_bias() are overwritten (not accumulated). grad_input may be null.
   void backward(const T* input, const Shape& shape, const T* grad_output, T* grad_input,
                 MemoryFormat format = MemoryFormat::contiguous) {
+    std::lock_guard<std::mutex> lock(call_lock_.mutex);
     BackwardArgs<T> args;
     args.memory_format = format;
     args.input = input;
@@ -97,11 +114,24 @@ class NormalNormModule {
   std::vector<T>& bias() { return bias_; }
   const std::vector<T>& grad_weight() const { return grad_weight_; }
   const std::vector<T>& grad_bias() const { return grad_bias_; }
-  std::vector<T>& running_mean() { return running_mean_; }
-  std::vector<T>& running_var() { return running_var_; }
-  std::vector<T>& running_lambda() { return running_lambda_; }
-  std::vector<T>& running_norm() { return running_norm_; }
+  // The running statistics (batch forms with track_running_stats; empty otherwise):
+  // their values can be changed, their sizes cannot (each holds num_running() values).
+  Span<T> running_mean() { return span_of(running_mean_); }
+  Span<T> running_var() { return span_of(running_var_); }
+  Span<T> running_lambda() { return span_of(running_lambda_); }
+  Span<T> running_norm() { return span_of(running_norm_); }
+  Span<const T> running_mean() const { return span_of(running_mean_); }
+  Span<const T> running_var() const { return span_of(running_var_); }
+  Span<const T> running_lambda() const { return span_of(running_lambda_); }
+  Span<const T> running_norm() const { return span_of(running_norm_); }
   std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
+  // E.g. from a checkpoint: a negative count is refused (invalid_argument), nothing changed.
+  void set_num_batches_tracked(std::int64_t count) {
+    if (count < 0)
+      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config_.name() +
+                                             ": num_batches_tracked must be >= 0, got " + std::to_string(count)));
+    num_batches_tracked_ = count;
+  }
   void reset_running_stats() {
     if (config_.has_running_stats()) reset_running_stats_of(running_view(), config_.num_running());
   }
@@ -115,6 +145,10 @@ class NormalNormModule {
   static Shape shape_of(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& tensor) {
     return Shape(tensor.dimensions().data(), Rank);
   }
+  static Span<const T> span_of(const std::vector<T>& values) {
+    return {values.data(), static_cast<index_t>(values.size())};
+  }
+  static Span<T> span_of(std::vector<T>& values) { return {values.data(), static_cast<index_t>(values.size())}; }
   static void reset_running_stats_of(const RunningStats<T>& stats, index_t channels) {
     normnorm::reset_running_stats(stats, channels);
   }
@@ -130,7 +164,16 @@ class NormalNormModule {
     return view;
   }
 
+  // A mutex that copies and moves as a fresh one: a copied module is a new module.
+  struct CallLock {
+    mutable std::mutex mutex;
+    CallLock() = default;
+    CallLock(const CallLock&) {}
+    CallLock& operator=(const CallLock&) { return *this; }
+  };
+
   LayerConfig config_;
+  mutable CallLock call_lock_;
   Execution execution_{};
   bool training_ = true;
   std::uint64_t seed_ = 0;
