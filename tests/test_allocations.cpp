@@ -55,6 +55,22 @@ TEMPLATE_TEST_CASE("repeated calls allocate nothing once the context is sized", 
   }
 }
 
+TEMPLATE_TEST_CASE("a module's infer allocates nothing once eval() has prepared it", "[allocations]", float, double) {
+  for (EvaluationMap map : {EvaluationMap::exact, EvaluationMap::polynomial}) {
+    Options options = default_options(Form::batch_2d);
+    options.evaluation_map = map;
+    BatchNormalNorm2d<TestType> module(4, options);
+    Harness<TestType> data(module.config(), Shape{3, 4, 5, 6});
+    data.randomize(9);
+    module.forward(data.x.data(), data.shape, data.out.data());  // training: new running statistics
+    module.eval();                                                // prepares the cache
+    const long before = allocations.load();
+    module.infer(data.x.data(), data.shape, data.out.data());
+    module.infer(data.x.data(), data.shape, data.out.data(), MemoryFormat::channels_last);
+    CHECK(allocations.load() - before == 0);
+  }
+}
+
 TEST_CASE("the allocation counter counts", "[allocations]") {
   // Through a volatile pointer, so the optimizer cannot elide the new/delete pair.
   static std::vector<int>* volatile sink = nullptr;

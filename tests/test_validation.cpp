@@ -1179,7 +1179,7 @@ TEMPLATE_TEST_CASE("Eigen functors reject TensorMaps of different shapes", "[val
   }
 }
 
-// ---- gaps found while writing these tests (see the report); expected to fail until fixed ----
+// ---- backward buffers overlapping the weight or each other (gaps a review found; fixed) ----
 
 TEMPLATE_TEST_CASE("Backward rejects grad_input overlapping weight", "[validation]", float, double) {
   using T = TestType;

@@ -59,13 +59,6 @@ struct BackwardArgs {
 namespace detail {
 
 template <class T>
-inline index_t element_count(const Shape& shape) {
-  index_t count = 1;
-  for (index_t d : shape) count *= d;
-  return count;
-}
-
-template <class T>
 inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout) {
   const Options& o = config.options;
   const index_t count = layout.num_elements();
@@ -216,12 +209,10 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
-  // A fixed per-channel map can run in place with lanes across channels, except the
-  // polynomial map, whose lanes must share a channel: it takes the transposed copy.
-  const bool polynomial_map =
-      std::is_same_v<T, float> && config.options.evaluation_map == EvaluationMap::polynomial;
-  const bool fixed_map =
-      mode == Mode::eval && config.has_running_stats() && config.options.power_transform && !polynomial_map;
+  // A fixed per-channel map runs in place, with lanes across channels on (N, C) and
+  // channels-last rows (where the polynomial map, whose lanes share a channel, gives
+  // way to the exact one).
+  const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
   auto request = detail::forward_request(config, mode, args, plan.layout);

@@ -23,6 +23,27 @@ enum class GroupVerdict : char {
   overflows,   // the power transform with this lambda would leave T's range
 };
 
+// Evaluation of the batch forms with running statistics: every channel's map is
+// fixed, so it is folded once into these (engine/evaluation.hpp) and then only
+// read, by any number of threads at once (normnorm::try_evaluate).
+template <class T>
+struct EvaluationCache {
+  LayerConfig config;            // what it was prepared for
+  index_t channels = 0;
+  bool ready = false;
+  bool any_log = false;          // some side is the log side (eta within sqrt(eps) of 0)
+  std::vector<T> constants;      // 9 per channel (engine::ChannelMaps)
+  std::vector<double> lambda;    // each channel's running lambda
+  std::vector<double> key;       // eps, then per channel mean, var, lambda, gamma, beta: what it was built from
+  std::vector<float> polynomial_tables;  // EvaluationMap::polynomial, float batch 2d: 1 KiB per channel
+
+  // Bytes it holds for `channels` channels (tables: with the polynomial map).
+  static std::size_t bytes_for(index_t channels, bool polynomial) {
+    const auto c = static_cast<std::size_t>(channels);
+    return c * (9 * sizeof(T) + 6 * sizeof(double)) + sizeof(double) + (polynomial ? c * 1024 : 0);
+  }
+};
+
 template <class T>
 struct SavedContext {
   // What made it: backward refuses another config, shape or memory format (the
@@ -54,10 +75,7 @@ struct SavedContext {
   // Scratch kept here so repeated calls allocate once: each group's verdict
   // (forward), and backward's per-block, per-channel accumulators.
   std::vector<GroupVerdict> group_verdict;
-  std::vector<T> channel_constants;  // evaluation with running statistics: the folded per-channel maps
-  // EvaluationMap::polynomial: the per-channel tables (1 KiB each) and what they were built from.
-  std::vector<float> polynomial_tables;
-  std::vector<double> polynomial_key;
+  EvaluationCache<T> evaluation;     // evaluation with running statistics: the folded per-channel maps
   std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
   std::vector<double> channel_scratch;
 

@@ -15,6 +15,7 @@
 #include "normnorm/context.hpp"
 #include "normnorm/layers/config.hpp"
 #include "normnorm/api.hpp"
+#include "normnorm/evaluate.hpp"
 #include "normnorm/eigen/functors.hpp"
 #include "normnorm/layers/module.hpp"
 #include "normnorm/io/npy.hpp"

@@ -29,7 +29,8 @@ enum class EvaluationMap {
   polynomial,  // float only: a piecewise polynomial per channel; max error 1.2e-7 (1 + |y|) for
                // lambda in [-0.5, 2.5], 7.8e-7 in [-2, 4] (tests/test_polynomial_map.cpp);
                // channels with running lambda outside [-2, 4] keep the exact map
-               // before the affine; double always evaluates exactly
+               // before the affine; double always evaluates exactly, and so do (N, C)
+               // and channels-last input (their lanes run across channels)
 };
 
 // Options shared by every form. Fields a form does not use (momentum and

@@ -95,6 +95,37 @@ int main() {
   expect(status.ok(), "a good backward succeeds");
   expect(std::abs(grad_b[0] - 0.5f * float(n)) < 1e-5f, "grad_bias = sum of grad_output");
 
+  // Modules: a bad config is kept as the module's status (no abort), and every try_
+  // call returns it; a good module reports a wrong shape as a Status.
+  nn::Options bad_options = nn::default_options(nn::Form::batch_2d);
+  bad_options.eps = -1;
+  nn::BatchNormalNorm2d<float> bad_module(3, bad_options);
+  expect_error(bad_module.status(), nn::ErrorKind::invalid_argument, "eps", "module with a bad config");
+  std::vector<float> image(2 * 3 * 4, 0.5f), image_out(image.size(), -1.0f);
+  expect_error(bad_module.try_forward(image.data(), nn::Shape{2, 3, 2, 2}, image_out.data()), nn::ErrorKind::invalid_argument,
+               "eps", "its try_forward");
+  expect_error(bad_module.try_infer(image.data(), nn::Shape{2, 3, 2, 2}, image_out.data()), nn::ErrorKind::invalid_argument,
+               "eps", "its try_infer");
+  nn::BatchNormalNorm2d<float> module(3);
+  expect_error(module.try_forward(image.data(), nn::Shape{2, 4, 3, 1}, image_out.data()), nn::ErrorKind::invalid_argument,
+               "channels", "module try_forward, wrong channels");
+  expect_error(module.try_backward(image.data(), nn::Shape{2, 3, 2, 2}, image.data(), image_out.data()),
+               nn::ErrorKind::invalid_argument, "successful forward", "module try_backward before forward");
+  expect_error(module.try_set_num_batches_tracked(-4), nn::ErrorKind::invalid_argument, "must be >= 0",
+               "module negative num_batches_tracked");
+  module.eval();
+  expect(module.try_infer(image.data(), nn::Shape{2, 3, 2, 2}, image_out.data()).ok(), "module try_infer");
+  expect(image_out[0] != -1.0f, "module try_infer wrote the output");
+
+  // Eigen functors: shape mismatches as a Status.
+  namespace ne = nn::eigen;
+  std::vector<float> small(2 * 3, 1.0f), small_out(2 * 4, 0.0f);
+  const ne::Forward<float> eigen_forward{config};
+  expect_error(eigen_forward.try_call(nn::Mode::eval, ne::ConstTensorMap<float, 2>(small.data(), 2, 3),
+                                      ne::TensorMap<float, 2>(small_out.data(), 2, 4), ne::AffineMaps<float>{},
+                                      nn::RunningStats<float>{}, nn::NoiseSource<float>{}, context),
+               nn::ErrorKind::invalid_argument, "differs from input shape", "eigen Forward::try_call, shapes differ");
+
   std::printf("%s\n", failures == 0 ? "no-exceptions build: all checks passed" : "no-exceptions build: FAILED");
   return failures == 0 ? 0 : 1;
 }

@@ -8,6 +8,9 @@
 //   forward(Mode::train, input, output, {weight, bias}, running, noise, context);
 //   normnorm::eigen::Backward<float> backward{config};
 //   backward(input, grad_output, weight, grad_input, {grad_weight, grad_bias}, context);
+//
+// Each also has try_call(...), with the same arguments, returning the Status
+// instead of throwing (for -fno-exceptions builds).
 
 #include <unsupported/Eigen/CXX11/Tensor>
 
@@ -67,9 +70,15 @@ struct Forward {
   template <int Rank>
   void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
                   const RunningStats<T>& running, const NoiseSource<T>& noise, SavedContext<T>& context) const {
+    detail::raise_if_error(try_call(mode, input, output, affine, running, noise, context));
+  }
+
+  template <int Rank>
+  Status try_call(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
+                  const RunningStats<T>& running, const NoiseSource<T>& noise, SavedContext<T>& context) const {
     if (shape_of(input) != shape_of(output))
-      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
-                                  shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string()));
+      return Status::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
+                                      shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string());
     ForwardArgs<T> args;
     args.input = input.data();
     args.shape = logical_shape(shape_of(input), memory_format);
@@ -79,7 +88,7 @@ struct Forward {
     args.bias = affine.bias;
     args.running = running;
     args.noise = noise;
-    forward(config, mode, args, context, execution);
+    return try_forward(config, mode, args, context, execution);
   }
 };
 
@@ -89,13 +98,12 @@ struct AffineGradMaps {
   T* grad_weight = nullptr;
   T* grad_bias = nullptr;
   index_t size = 0;
+  index_t bias_size = 0;
   AffineGradMaps() = default;
+  // Lengths are checked by the call (grad_weight and grad_bias must both hold num_affine() values).
   AffineGradMaps(VectorMap<T> gw, VectorMap<T> gb)
-      : grad_weight(gw.data()), grad_bias(gb.data()), size(static_cast<index_t>(gw.size())) {
-    if (gb.size() != gw.size())
-      detail::raise(Status::invalid_argument("normnorm: AffineGradMaps: grad_weight (" + std::to_string(gw.size()) +
-                                  " values) and grad_bias (" + std::to_string(gb.size()) + " values) must have the same length"));
-  }
+      : grad_weight(gw.data()), grad_bias(gb.data()), size(static_cast<index_t>(gw.size())),
+        bias_size(static_cast<index_t>(gb.size())) {}
 };
 
 template <class T>
@@ -108,13 +116,24 @@ struct Backward {
   void operator()(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<T>& affine,
                   TensorMap<T, Rank> grad_input, const AffineGradMaps<T>& grads, SavedContext<T>& context,
                   const T* external_noise = nullptr) const {
+    detail::raise_if_error(try_call(input, grad_output, affine, grad_input, grads, context, external_noise));
+  }
+
+  template <int Rank>
+  Status try_call(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<T>& affine,
+                  TensorMap<T, Rank> grad_input, const AffineGradMaps<T>& grads, SavedContext<T>& context,
+                  const T* external_noise = nullptr) const {
+    const std::string layer = std::string("normnorm: ") + config.name() + ": ";
     if (shape_of(input) != shape_of(grad_output) || shape_of(input) != shape_of(grad_input))
-      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config.name() + ": input " + shape_of(input).to_string() +
-                                  ", grad_output " + shape_of(grad_output).to_string() + " and grad_input " +
-                                  shape_of(grad_input).to_string() + " must have the same shape"));
+      return Status::invalid_argument(layer + "input " + shape_of(input).to_string() + ", grad_output " +
+                                      shape_of(grad_output).to_string() + " and grad_input " +
+                                      shape_of(grad_input).to_string() + " must have the same shape");
+    if (grads.grad_weight && grads.grad_bias && grads.size != grads.bias_size)
+      return Status::invalid_argument(layer + "grad_weight (" + std::to_string(grads.size) + " values) and grad_bias (" +
+                                      std::to_string(grads.bias_size) + " values) must have the same length");
     if (config.options.affine && grads.size != config.num_affine() && (grads.grad_weight || grads.grad_bias))
-      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config.name() + ": grad_weight must hold " +
-                                  std::to_string(config.num_affine()) + " values, got " + std::to_string(grads.size)));
+      return Status::invalid_argument(layer + "grad_weight must hold " + std::to_string(config.num_affine()) +
+                                      " values, got " + std::to_string(grads.size));
     BackwardArgs<T> args;
     args.input = input.data();
     args.shape = logical_shape(shape_of(input), memory_format);
@@ -125,7 +144,7 @@ struct Backward {
     args.grad_weight = grads.grad_weight;
     args.grad_bias = grads.grad_bias;
     args.external_noise = external_noise;
-    backward(config, args, context, execution);
+    return try_backward(config, args, context, execution);
   }
 };
 

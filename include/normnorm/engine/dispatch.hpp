@@ -58,6 +58,8 @@ struct Kernels {
   // instruction set; sets with FMA may round the Box-Muller step differently).
   void (*transpose)(const Transposition&, const T*, T*, bool, const Eigen::ThreadPoolDevice*) = nullptr;
   void (*fill_noise)(const NoiseSource<T>&, index_t first, index_t count, T* out) = nullptr;
+  // Batch-form evaluation from a prepared cache (read-only: any number of threads).
+  void (*evaluate)(const Layout&, const T*, T*, const EvaluationCache<T>&, const Eigen::ThreadPoolDevice*) = nullptr;
 };
 
 template <class T, class Arch>
@@ -67,7 +69,7 @@ inline void fill_noise(const NoiseSource<T>& noise, index_t first, index_t count
 
 template <class T, class Arch>
 inline Kernels<T> kernels_of() {
-  return {&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>};
+  return {&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>, &apply_evaluation<T, Arch>};
 }
 
 // One instruction set's kernels, for both value types.

@@ -1,7 +1,8 @@
 #pragma once
 // Evaluation of the batch forms with running statistics: every channel's map
-// x -> out is fixed, so it is folded into per-channel constants once per call and
-// applied in one pass, one log1p and one expm1 per element:
+// x -> out is fixed, so it is folded into per-channel constants (an
+// EvaluationCache, rebuilt only when its parameters change) and applied in one
+// read-only pass, one log1p and one expm1 per element:
 //   h = (x - mean) rstd,  L = log1p(|h|),
 //   out = k expm1(et L) + beta   with k = gamma / et   (or -gamma / et for h < 0),
 //   out = k L + beta             on a side where |eta| <= sqrt(eps) (k = +-gamma).
@@ -9,6 +10,7 @@
 // BatchNormalNorm1d vectorizes too.
 
 #include <cmath>
+#include <type_traits>
 
 #include "normnorm/context.hpp"
 #include "normnorm/engine/parallel.hpp"
@@ -64,27 +66,54 @@ inline void evaluate_run_with_polynomial(const float* run_x, float* run_out, ind
   });
 }
 
-// Fills ctx (for backward) and ctx.channel_constants, then writes out.
-template <class T, class Arch>
-inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
-                                        const T* bias, const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
-                                        const Eigen::ThreadPoolDevice* device) {
-  const index_t channels = layout.channels;
+// The cache's key: eps, standardize and whether it has tables, then per channel
+// the running mean, var, lambda, gamma and beta it was built from.
+inline constexpr index_t evaluation_key_header = 3;
+
+// Whether the cache was built from exactly these parameters: O(channels).
+template <class T>
+inline bool evaluation_cache_current(const EvaluationCache<T>& cache, const Options& options, index_t channels,
+                                     const T* weight, const T* bias, const RunningStats<T>& running, bool with_tables) {
+  if (!cache.ready || cache.channels != channels ||
+      cache.key.size() != static_cast<std::size_t>(evaluation_key_header + 5 * channels) ||
+      cache.key[0] != options.eps || cache.key[1] != double(options.standardize) || cache.key[2] != double(with_tables))
+    return false;
+  const double* key = cache.key.data() + evaluation_key_header;
+  for (index_t c = 0; c < channels; ++c, key += 5)
+    if (key[0] != static_cast<double>(running.mean[c]) || key[1] != static_cast<double>(running.var[c]) ||
+        key[2] != static_cast<double>(running.lambda[c]) || key[3] != (weight ? static_cast<double>(weight[c]) : 1.0) ||
+        key[4] != (bias ? static_cast<double>(bias[c]) : 0.0))
+      return false;
+  return true;
+}
+
+// Folds every channel's map into the cache (and the polynomial tables when
+// `with_tables`), unless it already holds exactly these parameters.
+template <class T>
+inline void prepare_evaluation(EvaluationCache<T>& cache, const Options& options, index_t channels, const T* weight,
+                               const T* bias, const RunningStats<T>& running, bool with_tables) {
+  if (evaluation_cache_current(cache, options, channels, weight, bias, running, with_tables)) return;
+  cache.ready = false;
+  cache.channels = channels;
+  const auto count = static_cast<std::size_t>(channels);
+  cache.constants.resize(9 * count);
+  cache.lambda.resize(count);
+  cache.key.resize(static_cast<std::size_t>(evaluation_key_header) + 5 * count);
+  cache.key[0] = options.eps;
+  cache.key[1] = double(options.standardize);
+  cache.key[2] = double(with_tables);
+  cache.any_log = false;
   const double sqrt_eps = std::sqrt(options.eps);
-  auto& constants = ctx.channel_constants;
-  constants.resize(static_cast<std::size_t>(9 * channels));
-  T* base = constants.data();
-  ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
-                      base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels, false};
+  T* base = cache.constants.data();
   for (index_t c = 0; c < channels; ++c) {
-    ctx.mean[c] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
-    ctx.var[c] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
-    ctx.rstd[c] = options.standardize ? 1.0 / std::sqrt(ctx.var[c] + options.eps) : 1.0;
-    ctx.lambda[c] = static_cast<double>(running.lambda[c]);
-    const auto transform = math::PowerTransform<T>::make(ctx.lambda[c], sqrt_eps, true);
+    const double mean = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
+    const double var = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
+    const double rstd = options.standardize ? 1.0 / std::sqrt(var + options.eps) : 1.0;
+    const double lambda = static_cast<double>(running.lambda[c]);
+    const auto transform = math::PowerTransform<T>::make(lambda, sqrt_eps, true);
     const double gamma = weight ? static_cast<double>(weight[c]) : 1.0;
-    base[c] = T(ctx.mean[c]);
-    base[channels + c] = T(ctx.rstd[c]);
+    base[c] = T(mean);
+    base[channels + c] = T(rstd);
     base[2 * channels + c] = bias ? bias[c] : T(0);
     base[3 * channels + c] = transform.nonneg.exponent;
     base[4 * channels + c] = transform.neg.exponent;
@@ -92,13 +121,33 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
     base[6 * channels + c] = T(transform.neg.is_log ? -gamma : -gamma * double(transform.neg.inv_exponent));
     base[7 * channels + c] = T(transform.nonneg.is_log);
     base[8 * channels + c] = T(transform.neg.is_log);
-    maps.any_log = maps.any_log || transform.any_log();
+    cache.any_log = cache.any_log || transform.any_log();
+    cache.lambda[static_cast<std::size_t>(c)] = lambda;
+    double* key = cache.key.data() + evaluation_key_header + 5 * c;
+    key[0] = static_cast<double>(running.mean[c]);
+    key[1] = static_cast<double>(running.var[c]);
+    key[2] = lambda;
+    key[3] = gamma;
+    key[4] = bias ? static_cast<double>(bias[c]) : 0.0;
   }
-  // The polynomial map (float, lanes within one channel): tables built or kept first.
-  const float* tables = nullptr;
-  if constexpr (std::is_same_v<T, float>)
-    if (options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1)
-      tables = polynomial_tables(ctx, options, weight, bias, channels);
+  if constexpr (std::is_same_v<T, float>) {
+    if (with_tables) build_polynomial_tables(cache, options.eps, weight, bias);
+    else cache.polynomial_tables.clear();
+  }
+  cache.ready = true;
+}
+
+// out = each channel's folded map of x: reads only the cache, writes only out.
+// Rows of (N, C) (inner 1) run their lanes across channels; runs of one channel
+// take the polynomial map where the cache has tables and covers the channel's lambda.
+template <class T, class Arch>
+inline void apply_evaluation(const Layout& layout, const T* x, T* out, const EvaluationCache<T>& cache,
+                             const Eigen::ThreadPoolDevice* device) {
+  const index_t channels = layout.channels;
+  const T* base = cache.constants.data();
+  const ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
+                            base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels,
+                            cache.any_log};
   const index_t row = layout.sample_stride();
   if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
     parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
@@ -110,7 +159,10 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                  });
     return;
   }
-  // One work item per (sample, channel) run, so a transposed (1, C, N) copy spreads too.
+  const float* tables = nullptr;
+  if constexpr (std::is_same_v<T, float>)
+    if (!cache.polynomial_tables.empty()) tables = cache.polynomial_tables.data();
+  // One work item per (sample, channel) run.
   const index_t length = layout.inner;
   const double cycles_per_element = tables ? 3.0 : 15.0;  // a table lookup and a polynomial, or log1p and expm1
   parallel_for(device, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(T))),
@@ -118,7 +170,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                  const index_t n = item / channels, c = item % channels;
                  const index_t offset = n * row + c * length;
                  if constexpr (std::is_same_v<T, float>)
-                   if (tables && pm::covers_lambda(ctx.lambda[c])) {
+                   if (tables && pm::covers_lambda(cache.lambda[static_cast<std::size_t>(c)])) {
                      evaluate_run_with_polynomial<Arch>(x + offset, out + offset, length, maps, c,
                                                         tables + c * pm::table_size);
                      return;
@@ -128,6 +180,30 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                    math::store(out + offset + i, apply_channel_map(math::load<V>(x + offset + i), maps, c, false));
                  });
                });
+}
+
+// Whether evaluation of this layout uses the polynomial map's tables: float, the
+// option on, and runs of one channel (not (N, C) rows).
+template <class T>
+inline bool uses_polynomial_tables(const Options& options, const Layout& layout) {
+  return std::is_same_v<T, float> && options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1;
+}
+
+// A forward's evaluation with running statistics: the per-group state for the
+// backward, and the cache, kept in ctx.
+template <class T, class Arch>
+inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
+                                        const T* bias, const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
+                                        const Eigen::ThreadPoolDevice* device) {
+  for (index_t c = 0; c < layout.channels; ++c) {
+    ctx.mean[c] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
+    ctx.var[c] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
+    ctx.rstd[c] = options.standardize ? 1.0 / std::sqrt(ctx.var[c] + options.eps) : 1.0;
+    ctx.lambda[c] = static_cast<double>(running.lambda[c]);
+  }
+  prepare_evaluation(ctx.evaluation, options, layout.channels, weight, bias, running,
+                     uses_polynomial_tables<T>(options, layout));
+  apply_evaluation<T, Arch>(layout, x, out, ctx.evaluation, device);
 }
 
 }  // namespace normnorm::engine

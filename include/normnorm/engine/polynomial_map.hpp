@@ -14,8 +14,8 @@
 // measures it. Values with 1 + |h| >= 16 (or NaN) take the exact map.
 //
 // The tables (1 KiB per channel) are built in double from the running statistics
-// and affine parameters, and kept in the SavedContext with those inputs: a
-// context reused with unchanged parameters (inference) rebuilds nothing.
+// and affine parameters, and kept in the EvaluationCache with those inputs: a
+// cache reused with unchanged parameters (inference) rebuilds nothing.
 
 #include <array>
 #include <cmath>
@@ -149,33 +149,15 @@ class PolynomialChannel {
   V low_[pm::arrays], high_[pm::arrays];
 };
 
-// Builds every channel's table in ctx, or keeps them when their inputs (eps and
-// each channel's lambda, gamma, beta) are those they were built from.
+// Builds every channel's table into the cache, from its lambdas and the affine parameters.
 template <class T>
-inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& options, const T* weight, const T* bias,
-                                      index_t channels) {
+inline void build_polynomial_tables(EvaluationCache<T>& cache, double eps, const T* weight, const T* bias) {
   static_assert(std::is_same_v<T, float>, "the polynomial map is float only");
-  const auto inputs = [&](index_t c) {
-    return std::array<double, 3>{ctx.lambda[c], weight ? double(weight[c]) : 1.0, bias ? double(bias[c]) : 0.0};
-  };
-  std::vector<double>& key = ctx.polynomial_key;
-  const std::size_t key_size = static_cast<std::size_t>(3 * channels + 1);
-  bool same = key.size() == key_size && key[0] == options.eps;
-  for (index_t c = 0; same && c < channels; ++c) {
-    const auto now = inputs(c);
-    for (int i = 0; i < 3; ++i) same = same && key[static_cast<std::size_t>(1 + 3 * c + i)] == now[i];
-  }
-  if (same) return ctx.polynomial_tables.data();
-  key.resize(key_size);
-  key[0] = options.eps;
-  ctx.polynomial_tables.resize(static_cast<std::size_t>(channels * pm::table_size));
-  const double sqrt_eps = std::sqrt(options.eps);
-  for (index_t c = 0; c < channels; ++c) {
-    const auto now = inputs(c);
-    for (int i = 0; i < 3; ++i) key[static_cast<std::size_t>(1 + 3 * c + i)] = now[i];
-    pm::build_channel_table(now[0], sqrt_eps, now[1], now[2], ctx.polynomial_tables.data() + c * pm::table_size);
-  }
-  return ctx.polynomial_tables.data();
+  cache.polynomial_tables.resize(static_cast<std::size_t>(cache.channels * pm::table_size));
+  const double sqrt_eps = std::sqrt(eps);
+  for (index_t c = 0; c < cache.channels; ++c)
+    pm::build_channel_table(cache.lambda[static_cast<std::size_t>(c)], sqrt_eps, weight ? double(weight[c]) : 1.0,
+                            bias ? double(bias[c]) : 0.0, cache.polynomial_tables.data() + c * pm::table_size);
 }
 
 }  // namespace normnorm::engine

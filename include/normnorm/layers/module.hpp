@@ -5,25 +5,36 @@
 // NormalNormModule, which calls the raw-pointer API.
 //
 // Threads: forward, backward, train and eval lock the module, so threads sharing
-// one module take turns (each call sees whole state, never a half-written one);
-// the accessors hand out the module's own buffers and are not locked: do not
-// change parameters or statistics while another thread runs a call.
+// one module take turns (each call sees whole state, never a half-written one).
+// infer() is const: any number of threads may run it at once, alongside each
+// other and evaluation forwards. The accessors hand out the module's own buffers
+// and are not locked: do not change parameters or statistics (nor train) while
+// another thread runs a call.
 
 #include <cstdint>
 #include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #include <unsupported/Eigen/CXX11/Tensor>
 
 #include "normnorm/api.hpp"
+#include "normnorm/evaluate.hpp"
 
 namespace normnorm {
 
 template <class T>
 class NormalNormModule {
  public:
+  // Validates the options: std::invalid_argument on a bad config. Built without
+  // exceptions, the module keeps the error instead (status()) and every try_ call
+  // returns it.
   explicit NormalNormModule(LayerConfig config, std::uint64_t seed = 0) : config_(std::move(config)), seed_(seed) {
-    detail::raise_if_error(detail::validate_options(config_));
+    status_ = detail::validate_options(config_);
+#if NORMNORM_EXCEPTIONS
+    detail::raise_if_error(status_);
+#endif
+    if (!status_.ok()) return;
     const auto affine = static_cast<std::size_t>(config_.num_affine());
     if (config_.options.affine) {
       weight_.assign(affine, T(1));
@@ -40,10 +51,17 @@ class NormalNormModule {
       reset_running_stats();
     }
   }
+  const Status& status() const { return status_; }  // the constructor's verdict
 
+  // eval() also prepares what infer() needs (batch forms with running statistics;
+  // if that fails, infer() reports it).
   void train(bool on = true) {
     std::lock_guard<std::mutex> lock(call_lock_.mutex);
     training_ = on;
+    if (!on && status_.ok() && uses_evaluation_cache()) {
+      std::unique_lock<std::shared_mutex> cache_lock(call_lock_.cache_mutex);
+      (void)prepare_cache();
+    }
   }
   void eval() { train(false); }
   bool is_training() const {
@@ -62,6 +80,10 @@ class NormalNormModule {
   // of this module's seed, updates the running statistics, and saves what
   // backward needs. On error nothing changes (outputs, statistics, noise counter).
   void forward(const T* input, const Shape& shape, T* output, MemoryFormat format = MemoryFormat::contiguous) {
+    detail::raise_if_error(try_forward(input, shape, output, format));
+  }
+  Status try_forward(const T* input, const Shape& shape, T* output, MemoryFormat format = MemoryFormat::contiguous) {
+    if (!status_.ok()) return status_;
     std::lock_guard<std::mutex> lock(call_lock_.mutex);
     ForwardArgs<T> args;
     args.memory_format = format;
@@ -72,14 +94,56 @@ class NormalNormModule {
     args.bias = {bias_.data(), static_cast<index_t>(bias_.size())};
     args.running = running_view();
     args.noise = NoiseSource<T>::philox(seed_, training_calls_);
-    normnorm::forward(config_, training_ ? Mode::train : Mode::eval, args, context_, execution_);
+    NORMNORM_RETURN_IF_ERROR(normnorm::try_forward(config_, training_ ? Mode::train : Mode::eval, args, context_, execution_));
     if (training_) ++training_calls_;
+    return {};
+  }
+
+  // output = layer(input) in evaluation mode (running statistics, no noise),
+  // whatever train()/eval() says, bit-identical to forward() in evaluation. Const and
+  // safe to call from any number of threads at once. Batch forms with running
+  // statistics read a cache prepared by eval() (rebuilt here once if the parameters
+  // changed since): no heap allocation. Other configurations estimate statistics per
+  // call in a per-thread context, which allocates on a thread's first call with a
+  // larger shape only.
+  void infer(const T* input, const Shape& shape, T* output, MemoryFormat format = MemoryFormat::contiguous) const {
+    detail::raise_if_error(try_infer(input, shape, output, format));
+  }
+  Status try_infer(const T* input, const Shape& shape, T* output, MemoryFormat format = MemoryFormat::contiguous) const {
+    if (!status_.ok()) return status_;
+    if (uses_evaluation_cache()) {
+      std::shared_lock<std::shared_mutex> reading(call_lock_.cache_mutex);
+      if (!cache_current()) {
+        reading.unlock();
+        {
+          std::unique_lock<std::shared_mutex> writing(call_lock_.cache_mutex);
+          if (!cache_current()) NORMNORM_RETURN_IF_ERROR(prepare_cache());
+        }
+        reading.lock();
+      }
+      return try_evaluate(config_, EvaluateArgs<T>{input, shape, output, format}, cache_, execution_);
+    }
+    thread_local SavedContext<T> scratch;
+    ForwardArgs<T> args;
+    args.memory_format = format;
+    args.input = input;
+    args.shape = shape;
+    args.output = output;
+    args.weight = {weight_.data(), static_cast<index_t>(weight_.size())};
+    args.bias = {bias_.data(), static_cast<index_t>(bias_.size())};
+    args.running = const_running_view();  // evaluation only reads them
+    return normnorm::try_forward(config_, Mode::eval, args, scratch, execution_);
   }
 
   // grad_input from the forward's input and grad_output; grad_weight() and
   // grad_bias() are overwritten (not accumulated). grad_input may be null.
   void backward(const T* input, const Shape& shape, const T* grad_output, T* grad_input,
                 MemoryFormat format = MemoryFormat::contiguous) {
+    detail::raise_if_error(try_backward(input, shape, grad_output, grad_input, format));
+  }
+  Status try_backward(const T* input, const Shape& shape, const T* grad_output, T* grad_input,
+                      MemoryFormat format = MemoryFormat::contiguous) {
+    if (!status_.ok()) return status_;
     std::lock_guard<std::mutex> lock(call_lock_.mutex);
     BackwardArgs<T> args;
     args.memory_format = format;
@@ -90,7 +154,7 @@ class NormalNormModule {
     args.grad_input = grad_input;
     args.grad_weight = grad_weight_.data();
     args.grad_bias = grad_bias_.data();
-    normnorm::backward(config_, args, context_, execution_);
+    return normnorm::try_backward(config_, args, context_, execution_);
   }
 
   template <int Rank>
@@ -126,14 +190,16 @@ class NormalNormModule {
   Span<const T> running_norm() const { return span_of(running_norm_); }
   std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
   // E.g. from a checkpoint: a negative count is refused (invalid_argument), nothing changed.
-  void set_num_batches_tracked(std::int64_t count) {
+  void set_num_batches_tracked(std::int64_t count) { detail::raise_if_error(try_set_num_batches_tracked(count)); }
+  Status try_set_num_batches_tracked(std::int64_t count) {
     if (count < 0)
-      detail::raise(Status::invalid_argument(std::string("normnorm: ") + config_.name() +
-                                             ": num_batches_tracked must be >= 0, got " + std::to_string(count)));
+      return Status::invalid_argument(std::string("normnorm: ") + config_.name() +
+                                      ": num_batches_tracked must be >= 0, got " + std::to_string(count));
     num_batches_tracked_ = count;
+    return {};
   }
   void reset_running_stats() {
-    if (config_.has_running_stats()) reset_running_stats_of(running_view(), config_.num_running());
+    if (status_.ok() && config_.has_running_stats()) reset_running_stats_of(running_view(), config_.num_running());
   }
 
   const SavedContext<T>& context() const { return context_; }
@@ -149,6 +215,20 @@ class NormalNormModule {
     return {values.data(), static_cast<index_t>(values.size())};
   }
   static Span<T> span_of(std::vector<T>& values) { return {values.data(), static_cast<index_t>(values.size())}; }
+  bool uses_evaluation_cache() const { return config_.has_running_stats() && config_.options.power_transform; }
+  RunningStats<T> const_running_view() const { return const_cast<NormalNormModule*>(this)->running_view(); }
+  bool cache_current() const {
+    return cache_.ready && engine::evaluation_cache_current(cache_, config_.options, config_.num_running(), affine_data(weight_),
+                                                           affine_data(bias_), const_running_view(),
+                                                           detail::cache_wants_tables<T>(config_));
+  }
+  const T* affine_data(const std::vector<T>& values) const { return config_.options.affine ? values.data() : nullptr; }
+  // Under the cache's unique lock.
+  Status prepare_cache() const {
+    return try_prepare_evaluation(config_, Span<const T>{weight_.data(), static_cast<index_t>(weight_.size())},
+                                  Span<const T>{bias_.data(), static_cast<index_t>(bias_.size())}, const_running_view(),
+                                  cache_);
+  }
   static void reset_running_stats_of(const RunningStats<T>& stats, index_t channels) {
     normnorm::reset_running_stats(stats, channels);
   }
@@ -164,15 +244,17 @@ class NormalNormModule {
     return view;
   }
 
-  // A mutex that copies and moves as a fresh one: a copied module is a new module.
+  // Locks that copy and move as fresh ones: a copied module is a new module.
   struct CallLock {
-    mutable std::mutex mutex;
+    mutable std::mutex mutex;               // forward, backward, train/eval
+    mutable std::shared_mutex cache_mutex;  // infer reads cache_, a rebuild writes it
     CallLock() = default;
     CallLock(const CallLock&) {}
     CallLock& operator=(const CallLock&) { return *this; }
   };
 
   LayerConfig config_;
+  Status status_;
   mutable CallLock call_lock_;
   Execution execution_{};
   bool training_ = true;
@@ -182,6 +264,7 @@ class NormalNormModule {
   std::vector<T> running_mean_, running_var_, running_lambda_, running_norm_;
   std::int64_t num_batches_tracked_ = 0;
   SavedContext<T> context_;
+  mutable EvaluationCache<T> cache_;  // infer(): prepared by eval()
 };
 
 template <class T = float>
