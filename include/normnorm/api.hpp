@@ -57,6 +57,7 @@ struct BackwardArgs {
 };
 
 namespace detail {
+NORMNORM_TARGET_NAMESPACE_BEGIN  // per instruction set: detail/target_namespace.hpp
 
 template <class T>
 inline index_t element_count(const Shape& shape) {
@@ -178,7 +179,9 @@ inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>&
   return NoiseSource<T>::external(buffer);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace detail
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // forward without exceptions: a failed Status says why nothing was written.
 template <class T>
@@ -329,4 +332,5 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
   detail::raise_if_error(try_backward(config, args, context, execution));
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm

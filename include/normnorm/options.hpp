@@ -69,6 +69,8 @@ inline const char* form_name(Form form) {
   return "NormalNorm";
 }
 
+// Called by the kernels: per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
 // The paper's gradient step: estimator gradient_step, or order 1 with the default estimator.
 inline bool uses_gradient_step(const Options& options) {
   return options.estimator == LambdaEstimator::gradient_step ||
@@ -80,5 +82,6 @@ inline bool searches_lambda(const Options& options) {
 }
 
 inline bool is_batch_form(Form form) { return form == Form::batch_1d || form == Form::batch_2d; }
+NORMNORM_TARGET_NAMESPACE_END
 
 }  // namespace normnorm

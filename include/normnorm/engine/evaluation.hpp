@@ -16,10 +16,12 @@
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/running_stats.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // Per-channel constants, laid out as arrays so lanes can load one per channel.
 template <class T>
@@ -50,30 +52,42 @@ inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bo
 template <class Arch>
 inline void evaluate_run_with_polynomial(const float* run_x, float* run_out, index_t length,
                                          const ChannelMaps<float>& maps, index_t c, const float* table) {
-  const PolynomialChannel<math::lane_batch<float, Arch>> wide(table);
-  const PolynomialChannel<float> narrow(table);
+  const PolynomialChannel<math::lane_batch<float, Arch>, Arch> wide(table);
+  const PolynomialChannel<float, Arch> narrow(table);
   math::for_each_lane<float, Arch>(length, [&](auto zero, index_t i) {
     using V = decltype(zero);
-    const auto& map = [&]() -> const PolynomialChannel<V>& {
+    const auto& map = [&]() -> const PolynomialChannel<V, Arch>& {
       if constexpr (std::is_same_v<V, float>) return narrow;
       else return wide;
     }();
     const V x = math::load<V>(run_x + i);
     const V h = (x - V(maps.mean[c])) * V(maps.rstd[c]);
-    math::store(run_out + i, PolynomialChannel<V>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
+    math::store(run_out + i, PolynomialChannel<V, Arch>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
   });
 }
 
-// Fills ctx (for backward) and ctx.channel_constants, then writes out.
+// Whether the polynomial map serves this call (float, lanes within one channel).
+template <class T>
+inline bool uses_polynomial_tables(const Layout& layout, const Options& options) {
+  return std::is_same_v<T, float> && options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1;
+}
+
+// Sizes what evaluate_with_running_stats uses (in the caller's translation unit, as
+// forward.hpp's prepare_forward).
+template <class T>
+inline void prepare_evaluation(const Layout& layout, const Options& options, SavedContext<T>& ctx) {
+  ctx.channel_constants.resize(static_cast<std::size_t>(9 * layout.channels));
+  if (uses_polynomial_tables<T>(layout, options)) prepare_polynomial_tables(ctx, layout.channels);
+}
+
+// Fills ctx (for backward) and ctx.channel_constants, then writes out. Needs prepare_evaluation first.
 template <class T, class Arch>
 inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
                                         const T* bias, const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
-                                        const Eigen::ThreadPoolDevice* device) {
+                                        const Workers& workers) {
   const index_t channels = layout.channels;
   const double sqrt_eps = std::sqrt(options.eps);
-  auto& constants = ctx.channel_constants;
-  constants.resize(static_cast<std::size_t>(9 * channels));
-  T* base = constants.data();
+  T* base = ctx.channel_constants.data();
   ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
                       base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels, false};
   for (index_t c = 0; c < channels; ++c) {
@@ -97,11 +111,10 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
   // The polynomial map (float, lanes within one channel): tables built or kept first.
   const float* tables = nullptr;
   if constexpr (std::is_same_v<T, float>)
-    if (options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1)
-      tables = polynomial_tables(ctx, options, weight, bias, channels);
+    if (uses_polynomial_tables<T>(layout, options)) tables = polynomial_tables(ctx, options, weight, bias, channels);
   const index_t row = layout.sample_stride();
   if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
-    parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
+    parallel_for(workers, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
                  [&](index_t n) {
                    math::for_each_lane<T, Arch>(channels, [&](auto zero, index_t c) {
                      using V = decltype(zero);
@@ -113,7 +126,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
   // One work item per (sample, channel) run, so a transposed (1, C, N) copy spreads too.
   const index_t length = layout.inner;
   const double cycles_per_element = tables ? 3.0 : 15.0;  // a table lookup and a polynomial, or log1p and expm1
-  parallel_for(device, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(T))),
+  parallel_for(workers, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(T))),
                cycles_per_element * double(length), [&](index_t item) {
                  const index_t n = item / channels, c = item % channels;
                  const index_t offset = n * row + c * length;
@@ -130,6 +143,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                });
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -21,15 +21,18 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "normnorm/context.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/running_stats.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace polynomial_map {
 
@@ -88,11 +91,12 @@ inline auto entry_of(const V& h, const V& a) {
   }
 }
 
-// sum_k c_k d^k from coefficient arrays picked by `pick(k)`.
-template <class V, class Pick>
+// sum_k c_k d^k from coefficient arrays picked by `pick(k)`, fused as the kernel's
+// instruction set Arch fuses (fast_math.hpp's fmadd).
+template <class Arch, class V, class Pick>
 inline V horner(const V& d, Pick&& pick) {
   V result = pick(degree);
-  for (int k = degree - 1; k >= 0; --k) result = math::fast_math_detail::fmadd(result, d, pick(k));
+  for (int k = degree - 1; k >= 0; --k) result = math::fast_math_detail::fmadd<V, Arch>(result, d, pick(k));
   return result;
 }
 
@@ -103,7 +107,8 @@ namespace pm = polynomial_map;
 // One channel's map, ready to apply to lanes of h. On AVX-512 the table (two
 // registers per array) is held in registers and each coefficient is one
 // two-source permute; other instruction sets gather, the scalar path indexes.
-template <class V>
+// Arch: the kernel's instruction set (a scalar V serves a SIMD kernel's tail too).
+template <class V, class Arch = math::lane_arch<V>>
 class PolynomialChannel {
  public:
   explicit PolynomialChannel(const float* table) : table_(table) {
@@ -119,16 +124,16 @@ class PolynomialChannel {
     const auto entry = pm::entry_of(h, a);
     if constexpr (std::is_arithmetic_v<V>) {
       const float* at = table_ + entry;
-      return pm::horner(a - at[(pm::degree + 1) * pm::entries], [&](int k) { return at[k * pm::entries]; });
+      return pm::horner<Arch>(a - at[(pm::degree + 1) * pm::entries], [&](int k) { return at[k * pm::entries]; });
 #if XSIMD_WITH_AVX512F
     } else if constexpr (uses_permutes) {
       const __m512i index = entry;
       auto pick = [&](int k) { return V(_mm512_permutex2var_ps(low_[k], index, high_[k])); };
-      return pm::horner(a - pick(pm::degree + 1), pick);
+      return pm::horner<Arch>(a - pick(pm::degree + 1), pick);
 #endif
     } else {
       auto pick = [&](int k) { return V::gather(table_ + k * pm::entries, entry); };
-      return pm::horner(a - pick(pm::degree + 1), pick);
+      return pm::horner<Arch>(a - pick(pm::degree + 1), pick);
     }
   }
 
@@ -149,8 +154,19 @@ class PolynomialChannel {
   V low_[pm::arrays], high_[pm::arrays];
 };
 
+// Sizes the tables and their key for `channels` (in the caller's translation unit);
+// a new size leaves a key no inputs match (NaN), so the tables get built.
+template <class T>
+inline void prepare_polynomial_tables(SavedContext<T>& ctx, index_t channels) {
+  const auto key_size = static_cast<std::size_t>(3 * channels + 1);
+  if (ctx.polynomial_key.size() == key_size) return;
+  ctx.polynomial_key.assign(key_size, std::numeric_limits<double>::quiet_NaN());
+  ctx.polynomial_tables.resize(static_cast<std::size_t>(channels * pm::table_size));
+}
+
 // Builds every channel's table in ctx, or keeps them when their inputs (eps and
-// each channel's lambda, gamma, beta) are those they were built from.
+// each channel's lambda, gamma, beta) are those they were built from. Needs
+// prepare_polynomial_tables first.
 template <class T>
 inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& options, const T* weight, const T* bias,
                                       index_t channels) {
@@ -166,9 +182,7 @@ inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& optio
     for (int i = 0; i < 3; ++i) same = same && key[static_cast<std::size_t>(1 + 3 * c + i)] == now[i];
   }
   if (same) return ctx.polynomial_tables.data();
-  key.resize(key_size);
   key[0] = options.eps;
-  ctx.polynomial_tables.resize(static_cast<std::size_t>(channels * pm::table_size));
   const double sqrt_eps = std::sqrt(options.eps);
   for (index_t c = 0; c < channels; ++c) {
     const auto now = inputs(c);
@@ -178,6 +192,7 @@ inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& optio
   return ctx.polynomial_tables.data();
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"
