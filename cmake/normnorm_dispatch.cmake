@@ -27,9 +27,13 @@ function(normnorm_add_simd_dispatch target)
     return()
   endif()
   set(dir "${CMAKE_CURRENT_BINARY_DIR}/normnorm_simd_dispatch/${target}")
-  set(flags_sse2 "")
-  set(flags_avx2 "-mavx2;-mfma")
-  set(flags_avx512 "-mavx512f;-mavx512cd;-mavx512dq;-mavx512bw;-mavx2;-mfma")
+  # Without optimization (Debug, or no build type) small standard-library and
+  # normnorm helpers would be emitted out of line in every target's object under
+  # one name; optimized, the kernels inline them (the dispatch_symbols test checks).
+  set(optimize "$<$<OR:$<CONFIG:Debug>,$<CONFIG:>>:-O2>")
+  set(flags_sse2 "${optimize}")
+  set(flags_avx2 "-mavx2;-mfma;${optimize}")
+  set(flags_avx512 "-mavx512f;-mavx512cd;-mavx512dq;-mavx512bw;-mavx2;-mfma;${optimize}")
   set(sources "")
   # Internal, for normnorm's tests: the order of the generated sources (which must not matter).
   set(order sse2 avx2 avx512)
