@@ -57,6 +57,7 @@ struct BackwardArgs {
 };
 
 namespace detail {
+NORMNORM_TARGET_NAMESPACE_BEGIN  // per instruction set: detail/target_namespace.hpp
 
 template <class T>
 inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout) {
@@ -195,9 +196,12 @@ inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>&
   return NoiseSource<T>::external(buffer);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace detail
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
-namespace detail {
+// (Not `detail`: a nested detail here would hide normnorm::detail.)
+namespace api_detail {
 
 template <class T>
 inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
@@ -250,7 +254,7 @@ inline Status out_of_memory(const LayerConfig& config, const Shape& shape) {
                                shape.to_string() + "; nothing was written");
 }
 
-}  // namespace detail
+}  // namespace api_detail
 
 // forward without exceptions: a failed Status says why nothing was written (the
 // context is then invalid). Running out of memory is a Status too (out_of_memory).
@@ -260,13 +264,13 @@ inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArg
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
 #if NORMNORM_EXCEPTIONS
   try {
-    return detail::run_forward(config, mode, args, context, execution);
+    return api_detail::run_forward(config, mode, args, context, execution);
   } catch (const std::bad_alloc&) {
     context.valid = false;
-    return detail::out_of_memory(config, args.shape);
+    return api_detail::out_of_memory(config, args.shape);
   }
 #else
-  return detail::run_forward(config, mode, args, context, execution);
+  return api_detail::run_forward(config, mode, args, context, execution);
 #endif
 }
 
@@ -278,7 +282,7 @@ inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& 
   detail::raise_if_error(try_forward(config, mode, args, context, execution));
 }
 
-namespace detail {
+namespace api_detail {
 
 template <class T>
 inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
@@ -373,7 +377,7 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   return {};
 }
 
-}  // namespace detail
+}  // namespace api_detail
 
 // backward without exceptions: a failed Status says why nothing was written.
 template <class T>
@@ -382,12 +386,12 @@ inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
 #if NORMNORM_EXCEPTIONS
   try {
-    return detail::run_backward(config, args, context, execution);
+    return api_detail::run_backward(config, args, context, execution);
   } catch (const std::bad_alloc&) {
-    return detail::out_of_memory(config, args.shape);
+    return api_detail::out_of_memory(config, args.shape);
   }
 #else
-  return detail::run_backward(config, args, context, execution);
+  return api_detail::run_backward(config, args, context, execution);
 #endif
 }
 
@@ -399,4 +403,5 @@ inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, Sav
   detail::raise_if_error(try_backward(config, args, context, execution));
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "normnorm/detail/target_namespace.hpp"
 #include "normnorm/version.hpp"
 
 // 1 when the translation unit is compiled with exceptions (the default), 0 with

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "normnorm/api.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm {
 
@@ -42,6 +43,10 @@ inline bool cache_wants_tables(const LayerConfig& config) {
 }
 
 }  // namespace detail
+
+// The entry points call per-target code (engine::prepare_evaluation, the kernel
+// choice), so they live in the per-target namespace as api.hpp's do.
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // Builds (or keeps, when it already holds exactly these parameters) the cache.
 template <class T>
@@ -107,4 +112,5 @@ inline void evaluate(const LayerConfig& config, const EvaluateArgs<T>& args, con
   detail::raise_if_error(try_evaluate(config, args, cache, execution));
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm

@@ -29,22 +29,23 @@ struct Layout {
   index_t channels_per_group = 1;
   bool groups_span_batch = false;
 
-  index_t groups_per_sample() const { return channels / channels_per_group; }
-  index_t num_groups() const { return groups_span_batch ? groups_per_sample() : outer * groups_per_sample(); }
-  index_t segments_per_group() const { return groups_span_batch ? outer : 1; }
-  index_t segment_length() const { return channels_per_group * inner; }
-  index_t group_size() const { return segments_per_group() * segment_length(); }
-  index_t num_elements() const { return outer * channels * inner; }
-  index_t sample_stride() const { return channels * inner; }
+  // Always inlined: the kernels of every target call these (detail/target_namespace.hpp).
+  NORMNORM_ALWAYS_INLINE index_t groups_per_sample() const { return channels / channels_per_group; }
+  NORMNORM_ALWAYS_INLINE index_t num_groups() const { return groups_span_batch ? groups_per_sample() : outer * groups_per_sample(); }
+  NORMNORM_ALWAYS_INLINE index_t segments_per_group() const { return groups_span_batch ? outer : 1; }
+  NORMNORM_ALWAYS_INLINE index_t segment_length() const { return channels_per_group * inner; }
+  NORMNORM_ALWAYS_INLINE index_t group_size() const { return segments_per_group() * segment_length(); }
+  NORMNORM_ALWAYS_INLINE index_t num_elements() const { return outer * channels * inner; }
+  NORMNORM_ALWAYS_INLINE index_t sample_stride() const { return channels * inner; }
 
   // Offset of segment `segment` of group `group` in the flat input.
-  index_t segment_offset(index_t group, index_t segment) const {
+  NORMNORM_ALWAYS_INLINE index_t segment_offset(index_t group, index_t segment) const {
     if (groups_span_batch) return segment * sample_stride() + group * segment_length();
     const index_t sample = group / groups_per_sample();
     return sample * sample_stride() + (group % groups_per_sample()) * segment_length();
   }
   // Affine parameter of the first run of the group.
-  index_t first_channel(index_t group) const { return (group % groups_per_sample()) * channels_per_group; }
+  NORMNORM_ALWAYS_INLINE index_t first_channel(index_t group) const { return (group % groups_per_sample()) * channels_per_group; }
 };
 
 }  // namespace normnorm

@@ -70,6 +70,8 @@ inline const char* form_name(Form form) {
   return "NormalNorm";
 }
 
+// Called by the kernels: per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
 // The paper's gradient step: estimator gradient_step, or order 1 with the default estimator.
 inline bool uses_gradient_step(const Options& options) {
   return options.estimator == LambdaEstimator::gradient_step ||
@@ -91,5 +93,6 @@ inline const char* estimator_name(LambdaEstimator estimator) {
 }
 
 inline bool is_batch_form(Form form) { return form == Form::batch_1d || form == Form::batch_2d; }
+NORMNORM_TARGET_NAMESPACE_END
 
 }  // namespace normnorm

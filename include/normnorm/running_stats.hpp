@@ -34,6 +34,9 @@ inline void reset_running_stats(const RunningStats<T>& stats, index_t channels) 
   if (stats.num_batches_tracked) *stats.num_batches_tracked = 0;
 }
 
+// Compiled into the kernels: per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
 // The update factor f of one training call: momentum, or 1 / num_batches_tracked
 // (counted after this call) for the cumulative average.
 inline double running_update_factor(const std::optional<double>& momentum, std::int64_t batches_after_call) {
@@ -44,5 +47,7 @@ inline double running_update_factor(const std::optional<double>& momentum, std::
 inline double blend(double f, double batch_value, double running_value) {
   return f * batch_value + (1.0 - f) * running_value;
 }
+
+NORMNORM_TARGET_NAMESPACE_END
 
 }  // namespace normnorm

@@ -17,10 +17,12 @@
 #include <type_traits>
 
 #include "normnorm/context.hpp"
+#include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
@@ -39,6 +41,10 @@ struct BackwardRequest {
   T* grad_bias = nullptr;
   const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
 };
+
+// Above: the type the kernel tables pass between translation units. Below: code,
+// compiled per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -102,7 +108,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
     for (index_t start = 0; start < run.length; start += chunk) {
       const index_t n = std::min(chunk, run.length - start);
-      if (sigma != T(0)) noise.template fill<math::vector_arch<Arch>>(run.offset + start, n, normals);
+      if (sigma != T(0)) fill_noise<T, Arch>(noise, run.offset + start, n, normals);
       math::LaneSums<T, Arch, 5> sums;
       math::LaneSums<T, Arch, 2> channel_sums;
       math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
@@ -176,10 +182,24 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
 // the same sums for any thread count.
 constexpr index_t max_accumulator_blocks = 64;
 
+// Blocks of groups, each with its own per-channel accumulators. Batch forms: group g
+// is channel g, so groups never share an accumulator. Other forms: groups share channels.
+inline index_t accumulator_blocks(const Layout& layout) {
+  return layout.groups_span_batch ? 1 : std::min(layout.num_groups(), max_accumulator_blocks);
+}
+
 }  // namespace detail
 
+// Sizes the backward's accumulators, in the caller's translation unit (as
+// forward.hpp's prepare_forward).
+template <class T>
+inline void prepare_backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
+  ctx.channel_scratch.resize(static_cast<std::size_t>(2 * rq.layout.channels * detail::accumulator_blocks(rq.layout)));
+}
+
+// The kernel. Needs prepare_backward first.
 template <class T, class Arch>
-inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
+inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   const Layout& layout = rq.layout;
   const index_t groups = layout.num_groups();
   const index_t channels = layout.channels;
@@ -190,18 +210,16 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
   if (ctx.noise_kind == NoiseKind::philox) noise = NoiseSource<T>::philox(ctx.noise_seed, ctx.noise_call);
   if (ctx.noise_kind == NoiseKind::external) noise = NoiseSource<T>::external(rq.external_noise);
 
-  // Batch forms: group g is channel g, so groups never share an accumulator.
-  // Other forms: groups share channels, so each block of groups gets its own.
-  const index_t blocks = layout.groups_span_batch ? 1 : std::min(groups, detail::max_accumulator_blocks);
+  const index_t blocks = detail::accumulator_blocks(layout);
   const index_t groups_per_block = (groups + blocks - 1) / blocks;
-  ctx.channel_scratch.assign(static_cast<std::size_t>(2 * channels * blocks), 0.0);
   double* scratch = ctx.channel_scratch.data();
+  for (index_t i = 0; i < 2 * channels * blocks; ++i) scratch[i] = 0.0;
   if (layout.groups_span_batch) {
-    parallel_for(rq.device, groups, 3 * group_bytes, group_cycles, [&](index_t g) {
+    parallel_for(workers, groups, 3 * group_bytes, group_cycles, [&](index_t g) {
       detail::backward_group<T, Arch>(rq, ctx, noise, g, scratch, scratch + channels);
     });
   } else {
-    parallel_for(rq.device, blocks, 3 * group_bytes * static_cast<double>(groups_per_block),
+    parallel_for(workers, blocks, 3 * group_bytes * static_cast<double>(groups_per_block),
                  group_cycles * static_cast<double>(groups_per_block), [&](index_t block) {
                    double* sum_g = scratch + 2 * channels * block;
                    const index_t last = std::min(groups, (block + 1) * groups_per_block);
@@ -220,6 +238,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
   }
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

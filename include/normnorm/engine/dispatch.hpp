@@ -19,8 +19,10 @@
 
 #include "normnorm/engine/backward.hpp"
 #include "normnorm/engine/forward.hpp"
+#include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/transpose.hpp"
 #include "normnorm/status.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
@@ -49,28 +51,57 @@ inline const char* to_string(SimdPath path) noexcept {
 
 namespace engine {
 
+NORMNORM_TARGET_NAMESPACE_BEGIN
+// Names the translation unit's target in template arguments (see Kernels<T>).
+struct calling_target {};
+NORMNORM_TARGET_NAMESPACE_END
+
+// One instruction set's kernels for one value type. The pointers lead into code
+// compiled per target (for the dispatch targets, in their own translation
+// units). The member functions are what callers use: they run in the CALLER's
+// translation unit and do there everything that is not per-element work (sizing
+// the context's vectors, reaching Eigen's thread pool, formatting errors), so no
+// target's objects hold std::vector, Eigen or string code. They are templates over
+// the caller's target (default argument: this translation unit's) so that
+// translation units built with different flags never share one definition.
 template <class T>
 struct Kernels {
-  Status (*forward)(const ForwardRequest<T>&, SavedContext<T>&) = nullptr;
-  void (*backward)(const BackwardRequest<T>&, SavedContext<T>&) = nullptr;
+  index_t (*forward_kernel)(const ForwardRequest<T>&, SavedContext<T>&, const Workers&) = nullptr;
+  void (*backward_kernel)(const BackwardRequest<T>&, SavedContext<T>&, const Workers&) = nullptr;
+  void (*transpose_kernel)(const Transposition&, const T*, T*, bool, const Workers&) = nullptr;
+  void (*fill_noise_kernel)(const NoiseSource<T>&, index_t first, index_t count, T* out) = nullptr;
+  void (*evaluate_kernel)(const Layout&, const T*, T*, const EvaluationCache<T>&, const Workers&) = nullptr;
+
+  template <class Caller = calling_target>
+  Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) const {
+    prepare_forward(rq, ctx);
+    const index_t failed = forward_kernel(rq, ctx, workers_on(rq.device));
+    if (failed != no_failed_group) return forward_failure(rq, ctx, failed);
+    return {};
+  }
+  template <class Caller = calling_target>
+  void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) const {
+    prepare_backward(rq, ctx);
+    backward_kernel(rq, ctx, workers_on(rq.device));
+  }
   // For (N, C) and channels-last input: the copies to and from the engine's layout,
   // and the noise drawn in the caller's order (the scalar path draws with native's
   // instruction set; sets with FMA may round the Box-Muller step differently).
-  void (*transpose)(const Transposition&, const T*, T*, bool, const Eigen::ThreadPoolDevice*) = nullptr;
-  void (*fill_noise)(const NoiseSource<T>&, index_t first, index_t count, T* out) = nullptr;
+  template <class Caller = calling_target>
+  void transpose(const Transposition& t, const T* src, T* dst, bool to_engine, const Eigen::ThreadPoolDevice* device) const {
+    transpose_kernel(t, src, dst, to_engine, workers_on(device));
+  }
+  template <class Caller = calling_target>
+  void fill_noise(const NoiseSource<T>& noise, index_t first, index_t count, T* out) const {
+    fill_noise_kernel(noise, first, count, out);
+  }
   // Batch-form evaluation from a prepared cache (read-only: any number of threads).
-  void (*evaluate)(const Layout&, const T*, T*, const EvaluationCache<T>&, const Eigen::ThreadPoolDevice*) = nullptr;
+  template <class Caller = calling_target>
+  void evaluate(const Layout& layout, const T* x, T* out, const EvaluationCache<T>& cache,
+                const Eigen::ThreadPoolDevice* device) const {
+    evaluate_kernel(layout, x, out, cache, workers_on(device));
+  }
 };
-
-template <class T, class Arch>
-inline void fill_noise(const NoiseSource<T>& noise, index_t first, index_t count, T* out) {
-  noise.template fill<math::vector_arch<Arch>>(first, count, out);
-}
-
-template <class T, class Arch>
-inline Kernels<T> kernels_of() {
-  return {&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>, &apply_evaluation<T, Arch>};
-}
 
 // One instruction set's kernels, for both value types.
 struct KernelSet {
@@ -84,6 +115,19 @@ struct KernelSet {
     else return f64;
   }
 };
+
+// Defined by the translation units normnorm_add_simd_dispatch() adds (one each):
+// one name each in the whole program, outside the per-target namespaces.
+const KernelSet& dispatch_kernels_sse2();
+const KernelSet& dispatch_kernels_avx2();
+const KernelSet& dispatch_kernels_avx512();
+
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
+template <class T, class Arch>
+inline Kernels<T> kernels_of() {
+  return {&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>, &apply_evaluation<T, Arch>};
+}
 
 template <class Arch>
 inline unsigned arch_version() {
@@ -131,26 +175,37 @@ inline bool cpu_runs(unsigned version) {
   return true;
 }
 
-// Defined by the translation units normnorm_add_simd_dispatch() adds (one each).
-const KernelSet& dispatch_kernels_sse2();
-const KernelSet& dispatch_kernels_avx2();
-const KernelSet& dispatch_kernels_avx512();
-
 #if defined(NORMNORM_SIMD_DISPATCH)
 inline constexpr bool simd_dispatch_built = true;
 #else
 inline constexpr bool simd_dispatch_built = false;
 #endif
 
+// A dispatch target before any of its code runs: the function that returns its
+// kernels is compiled with the target's flags too (its static initialization may
+// use the target's instructions), so it is called only once the CPU runs `version`.
+struct DispatchTarget {
+  const KernelSet& (*kernels)();
+  unsigned version;  // the target's instruction set (its flags may reach further: KernelSet::arch_version)
+};
+
 // xsimd::dispatch's functor: the dispatch target for an instruction set.
 struct DispatchTargetFor {
   template <class Arch>
-  const KernelSet* operator()(Arch) const noexcept {
-    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) return &dispatch_kernels_avx512();
-    else if constexpr (std::is_base_of_v<xsimd::fma3<xsimd::avx2>, Arch>) return &dispatch_kernels_avx2();
-    else return &dispatch_kernels_sse2();
+  DispatchTarget operator()(Arch) const noexcept {
+    if constexpr (std::is_base_of_v<xsimd::avx512bw, Arch>) return {&dispatch_kernels_avx512, xsimd::avx512bw::version()};
+    else if constexpr (std::is_base_of_v<xsimd::fma3<xsimd::avx2>, Arch>)
+      return {&dispatch_kernels_avx2, xsimd::fma3<xsimd::avx2>::version()};
+    else return {&dispatch_kernels_sse2, xsimd::sse2::version()};
   }
 };
+
+// The target's kernels, or null when this CPU cannot run them.
+inline const KernelSet* runnable(DispatchTarget target) {
+  if (!cpu_runs(target.version)) return nullptr;
+  const KernelSet* set = &target.kernels();
+  return cpu_runs(set->arch_version) ? set : nullptr;
+}
 
 // The kernels of a path, or null when this program lacks it or this CPU cannot
 // run it. Templates over the calling translation unit's native architecture and
@@ -160,7 +215,6 @@ template <class NativeArch = xsimd::default_arch, bool Dispatch = simd_dispatch_
 inline const KernelSet* kernels_for(SimdPath path) {
   static const KernelSet scalar = kernel_set<math::scalar_arch>();
   static const KernelSet native = kernel_set<NativeArch>();
-  auto runnable = [](const KernelSet* set) { return set && cpu_runs(set->arch_version) ? set : nullptr; };
   switch (path) {
     case SimdPath::scalar: return &scalar;
     case SimdPath::native: return &native;
@@ -170,11 +224,13 @@ inline const KernelSet* kernels_for(SimdPath path) {
         if constexpr (Dispatch) {
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
           using Targets = xsimd::arch_list<xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2>;
-          const KernelSet* target = xsimd::dispatch<Targets>(DispatchTargetFor{})();
+          DispatchTarget target = xsimd::dispatch<Targets>(DispatchTargetFor{})();
           // xsimd::dispatch reads the CPU's bits only: step down while the OS refuses the state.
-          if (!cpu_runs(target->arch_version) && target == &dispatch_kernels_avx512()) target = &dispatch_kernels_avx2();
-          if (!cpu_runs(target->arch_version)) target = &dispatch_kernels_sse2();
-          if (cpu_runs(target->arch_version) && target->arch_version > chosen->arch_version) chosen = target;
+          if (!cpu_runs(target.version) && target.kernels == &dispatch_kernels_avx512)
+            target = DispatchTargetFor{}(xsimd::fma3<xsimd::avx2>{});
+          if (!cpu_runs(target.version)) target = DispatchTargetFor{}(xsimd::sse2{});
+          const KernelSet* set = runnable(target);
+          if (set && set->arch_version > chosen->arch_version) chosen = set;
 #endif
         }
         return chosen;
@@ -185,9 +241,9 @@ inline const KernelSet* kernels_for(SimdPath path) {
     case SimdPath::avx2:
     case SimdPath::avx512:
       if constexpr (Dispatch) {
-        if (path == SimdPath::sse2) return runnable(&dispatch_kernels_sse2());
-        if (path == SimdPath::avx2) return runnable(&dispatch_kernels_avx2());
-        return runnable(&dispatch_kernels_avx512());
+        if (path == SimdPath::sse2) return runnable(DispatchTargetFor{}(xsimd::sse2{}));
+        if (path == SimdPath::avx2) return runnable(DispatchTargetFor{}(xsimd::fma3<xsimd::avx2>{}));
+        return runnable(DispatchTargetFor{}(xsimd::avx512bw{}));
       }
       return nullptr;
   }
@@ -206,6 +262,7 @@ inline Status select_kernels(bool simd, SimdPath path, const Kernels<T>*& kernel
   return {};
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace engine
 
 // A path this program holds and this CPU runs, as it resolves.
@@ -213,6 +270,8 @@ struct SimdPathInfo {
   SimdPath path;
   const char* arch_name;  // the xsimd architecture it runs ("scalar" for the scalar path)
 };
+
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // Every path available here, scalar first, then native, then the dispatch
 // targets this CPU runs. What automatic resolves to is available_simd_paths()
@@ -235,6 +294,7 @@ inline const char* resolved_simd_arch(SimdPath path = SimdPath::automatic) {
   return set ? set->arch_name : "";
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm
 
 #include "normnorm/detail/end_simd_code.hpp"

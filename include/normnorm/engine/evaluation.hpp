@@ -18,10 +18,12 @@
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/running_stats.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // Per-channel constants, laid out as arrays so lanes can load one per channel.
 template <class T>
@@ -52,17 +54,17 @@ inline V apply_channel_map(const V& x, const ChannelMaps<T>& maps, index_t c, bo
 template <class Arch>
 inline void evaluate_run_with_polynomial(const float* run_x, float* run_out, index_t length,
                                          const ChannelMaps<float>& maps, index_t c, const float* table) {
-  const PolynomialChannel<math::lane_batch<float, Arch>> wide(table);
-  const PolynomialChannel<float> narrow(table);
+  const PolynomialChannel<math::lane_batch<float, Arch>, Arch> wide(table);
+  const PolynomialChannel<float, Arch> narrow(table);
   math::for_each_lane<float, Arch>(length, [&](auto zero, index_t i) {
     using V = decltype(zero);
-    const auto& map = [&]() -> const PolynomialChannel<V>& {
+    const auto& map = [&]() -> const PolynomialChannel<V, Arch>& {
       if constexpr (std::is_same_v<V, float>) return narrow;
       else return wide;
     }();
     const V x = math::load<V>(run_x + i);
     const V h = (x - V(maps.mean[c])) * V(maps.rstd[c]);
-    math::store(run_out + i, PolynomialChannel<V>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
+    math::store(run_out + i, PolynomialChannel<V, Arch>::covers(h) ? map(h) : apply_channel_map(x, maps, c, false));
   });
 }
 
@@ -142,7 +144,7 @@ inline void prepare_evaluation(EvaluationCache<T>& cache, const Options& options
 // take the polynomial map where the cache has tables and covers the channel's lambda.
 template <class T, class Arch>
 inline void apply_evaluation(const Layout& layout, const T* x, T* out, const EvaluationCache<T>& cache,
-                             const Eigen::ThreadPoolDevice* device) {
+                             const Workers& workers) {
   const index_t channels = layout.channels;
   const T* base = cache.constants.data();
   const ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
@@ -150,7 +152,7 @@ inline void apply_evaluation(const Layout& layout, const T* x, T* out, const Eva
                             cache.any_log};
   const index_t row = layout.sample_stride();
   if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
-    parallel_for(device, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
+    parallel_for(workers, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
                  [&](index_t n) {
                    math::for_each_lane<T, Arch>(channels, [&](auto zero, index_t c) {
                      using V = decltype(zero);
@@ -165,7 +167,7 @@ inline void apply_evaluation(const Layout& layout, const T* x, T* out, const Eva
   // One work item per (sample, channel) run.
   const index_t length = layout.inner;
   const double cycles_per_element = tables ? 3.0 : 15.0;  // a table lookup and a polynomial, or log1p and expm1
-  parallel_for(device, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(T))),
+  parallel_for(workers, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(T))),
                cycles_per_element * double(length), [&](index_t item) {
                  const index_t n = item / channels, c = item % channels;
                  const index_t offset = n * row + c * length;
@@ -190,22 +192,22 @@ inline bool uses_polynomial_tables(const Options& options, const Layout& layout)
 }
 
 // A forward's evaluation with running statistics: the per-group state for the
-// backward, and the cache, kept in ctx.
+// backward in ctx, then the map from ctx's cache (prepared by forward.hpp's
+// prepare_forward, in the caller's translation unit).
 template <class T, class Arch>
-inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x, const T* weight,
-                                        const T* bias, const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
-                                        const Eigen::ThreadPoolDevice* device) {
+inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x,
+                                        const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
+                                        const Workers& workers) {
   for (index_t c = 0; c < layout.channels; ++c) {
     ctx.mean[c] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
     ctx.var[c] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
     ctx.rstd[c] = options.standardize ? 1.0 / std::sqrt(ctx.var[c] + options.eps) : 1.0;
     ctx.lambda[c] = static_cast<double>(running.lambda[c]);
   }
-  prepare_evaluation(ctx.evaluation, options, layout.channels, weight, bias, running,
-                     uses_polynomial_tables<T>(options, layout));
-  apply_evaluation<T, Arch>(layout, x, out, ctx.evaluation, device);
+  apply_evaluation<T, Arch>(layout, x, out, ctx.evaluation, workers);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -11,11 +11,13 @@
 
 #include "normnorm/context.hpp"
 #include "normnorm/engine/evaluation.hpp"
+#include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
 #include "normnorm/status.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
@@ -34,6 +36,30 @@ struct ForwardRequest {
   NoiseSource<T> noise;
   T* out = nullptr;
   const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
+};
+
+// Above: the type the kernel tables pass between translation units. Below: code,
+// compiled per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
+// What a forward does, from its request alone: the kernel follows it, and the
+// caller sizes the context by it (prepare_forward) before calling the kernel.
+template <class T>
+struct ForwardPlan {
+  bool training, use_running, update_running, noisy, need_spread, fixed_map, search;
+
+  static ForwardPlan of(const ForwardRequest<T>& rq) {
+    const Options& options = rq.options;
+    ForwardPlan plan;
+    plan.training = rq.mode == Mode::train;
+    plan.use_running = !plan.training && rq.running.present();
+    plan.update_running = plan.training && rq.running.present();
+    plan.noisy = plan.training && options.power_transform && options.noise_train > 0;
+    plan.need_spread = plan.training && options.power_transform && (plan.noisy || plan.update_running);
+    plan.fixed_map = plan.use_running && options.power_transform;  // engine/evaluation.hpp
+    plan.search = options.power_transform && !plan.use_running && searches_lambda(options);
+    return plan;
+  }
 };
 
 namespace detail {
@@ -62,7 +88,7 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
   for_each_affine_run(rq.layout, group, [&](const AffineRun& run) {
     for (index_t start = 0; start < run.length; start += chunk) {
       const index_t n = std::min(chunk, run.length - start);
-      if (sigma != T(0)) rq.noise.template fill<math::vector_arch<Arch>>(run.offset + start, n, normals);
+      if (sigma != T(0)) fill_noise<T, Arch>(rq.noise, run.offset + start, n, normals);
       math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
         using V = decltype(zero);
         const index_t p = run.offset + start + i;
@@ -131,18 +157,16 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
 // (value j of group g at j * groups + g), then math::search_lambda over it. Each
 // group's trace stays in the context for the backward.
 template <class T, class Arch>
-inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
+inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   const Layout& layout = rq.layout;
   const index_t groups = layout.num_groups(), size = layout.group_size();
-  ctx.lambda_workspace.resize(static_cast<std::size_t>(groups * size));
-  ctx.lambda_traces.resize(static_cast<std::size_t>(groups));
   T* interleaved = ctx.lambda_workspace.data();
   // In blocks of 16 groups: for each position j, the 16 groups' values go to one
   // contiguous run of the output (a cache line in float), read from 16 sequential streams.
   constexpr index_t block = 16;
   const index_t blocks = (groups + block - 1) / block;
   const double block_bytes = 2.0 * double(block * size * static_cast<index_t>(sizeof(T)));
-  parallel_for(rq.device, blocks, block_bytes, 2.0 * double(block * size), [&](index_t b) {
+  parallel_for(workers, blocks, block_bytes, 2.0 * double(block * size), [&](index_t b) {
     const index_t first = b * block, count = std::min(block, groups - first);
     Standardizer<T> standardize[block];
     const T* rows[block] = {};
@@ -159,53 +183,73 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   settings.kind = rq.options.estimator == LambdaEstimator::exact ? math::LambdaSearchKind::exact
                                                                   : math::LambdaSearchKind::newton;
   settings.newton_steps = rq.options.newton_iterations;
-  math::search_lambda<T, Arch>(interleaved, size, groups, settings, ctx.lambda_traces.data());
+  math::search_lambda_unchecked<T, Arch>(interleaved, size, groups, settings, ctx.lambda_traces.data());
   for (index_t g = 0; g < groups; ++g) ctx.lambda[g] = ctx.lambda_traces[static_cast<std::size_t>(g)].lambda;
 }
 
 }  // namespace detail
 
-// Fails (domain_error, before any write) on a training group that is not finite,
-// cannot be standardized, or whose power transform would overflow T.
+// Sizes every buffer of the context the kernel will use. Runs in the caller's
+// translation unit (dispatch.hpp's Kernels<T>): the kernels never grow a vector,
+// so no std::vector code is compiled with a dispatch target's instructions.
+template <class T>
+inline void prepare_forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
+  const ForwardPlan<T> plan = ForwardPlan<T>::of(rq);
+  const auto groups = static_cast<std::size_t>(rq.layout.num_groups());
+  ctx.resize(rq.layout);
+  if (plan.fixed_map) {
+    prepare_evaluation(ctx.evaluation, rq.options, rq.layout.channels, rq.weight, rq.bias, rq.running,
+                       uses_polynomial_tables<T>(rq.options, rq.layout));
+    return;
+  }
+  ctx.group_verdict.resize(groups);
+  if (plan.search) {
+    ctx.group_extremes.resize(2 * groups);
+    ctx.lambda_workspace.resize(groups * static_cast<std::size_t>(rq.layout.group_size()));
+    ctx.lambda_traces.resize(groups);
+  }
+}
+
+inline constexpr index_t no_failed_group = -1;
+
+// The kernel: returns no_failed_group, or (training only) the first group that is
+// not finite, cannot be standardized, or whose power transform would overflow T,
+// having written nothing; forward_failure() says why. Needs prepare_forward first.
 template <class T, class Arch>
-inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
+inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   const Layout& layout = rq.layout;
   const Options& options = rq.options;
-  const bool training = rq.mode == Mode::train;
-  const bool use_running = !training && rq.running.present();
-  const bool update_running = training && rq.running.present();
-  const bool noisy = training && options.power_transform && options.noise_train > 0;
-  const bool need_spread = training && options.power_transform && (noisy || update_running);
+  const ForwardPlan<T> plan = ForwardPlan<T>::of(rq);
+  const bool training = plan.training, use_running = plan.use_running, update_running = plan.update_running;
+  const bool noisy = plan.noisy, need_spread = plan.need_spread;
   const index_t groups = layout.num_groups();
   const double group_bytes = static_cast<double>(layout.group_size() * static_cast<index_t>(sizeof(T)));
   const double group_cycles = 20.0 * static_cast<double>(layout.group_size());
 
   ctx.valid = false;
-  ctx.resize(layout);
   ctx.mode = rq.mode;
   ctx.batch_statistics = !use_running;
   ctx.noise_kind = noisy ? rq.noise.kind : NoiseKind::none;
   ctx.noise_seed = rq.noise.seed;
   ctx.noise_call = rq.noise.call;
 
-  if (use_running && options.power_transform) {
+  if (plan.fixed_map) {
     // A fixed per-element map: one pass (engine/evaluation.hpp).
-    evaluate_with_running_stats<T, Arch>(layout, options, rq.x, rq.weight, rq.bias, rq.running, rq.out, ctx, rq.device);
+    evaluate_with_running_stats<T, Arch>(layout, options, rq.x, rq.running, rq.out, ctx, workers);
     for (index_t g = 0; g < groups; ++g) ctx.noise_scale[g] = 0.0;
     ctx.valid = true;
-    return {};
+    return no_failed_group;
   }
 
   // Phase 1: statistics of every group, before any write.
-  std::vector<GroupVerdict>& verdict = ctx.group_verdict;
-  verdict.assign(static_cast<std::size_t>(groups), GroupVerdict::usable);
+  GroupVerdict* verdict = ctx.group_verdict.data();
+  for (index_t g = 0; g < groups; ++g) verdict[g] = GroupVerdict::usable;
   const double group_size = static_cast<double>(layout.group_size());
   const bool estimates_lambda = options.power_transform && !use_running;
-  const bool search = estimates_lambda && searches_lambda(options);
-  if (search) ctx.group_extremes.resize(static_cast<std::size_t>(2 * groups));
-  parallel_for(rq.device, groups, group_bytes, group_cycles, [&](index_t g) {
+  const bool search = plan.search;
+  parallel_for(workers, groups, group_bytes, group_cycles, [&](index_t g) {
     const GroupStatistics stats = detail::statistics_for<T, Arch>(rq, use_running, g);
-    GroupVerdict& v = verdict[static_cast<std::size_t>(g)];
+    GroupVerdict& v = verdict[g];
     if (stats.zero_scale) v = GroupVerdict::zero_scale;
     else if (!stats.finite) v = GroupVerdict::non_finite;
     else if (estimates_lambda && !search &&
@@ -225,32 +269,22 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
     ctx.g2[g] = stats.g2;
     ctx.noise_scale[g] = 0.0;
   });
-  const bool all_usable =
-      std::all_of(verdict.begin(), verdict.end(), [](GroupVerdict v) { return v == GroupVerdict::usable; });
+  bool all_usable = true;
+  for (index_t g = 0; g < groups; ++g) all_usable = all_usable && verdict[g] == GroupVerdict::usable;
   if (search && (all_usable || !training)) {
     // newton(k) or exact: one search over all groups at once (lanes = groups).
-    detail::search_lambdas<T, Arch>(rq, ctx);
+    detail::search_lambdas<T, Arch>(rq, ctx, workers);
     for (index_t g = 0; g < groups; ++g) {
       const auto at = static_cast<std::size_t>(g);
-      if (verdict[at] == GroupVerdict::usable &&
+      if (verdict[g] == GroupVerdict::usable &&
           transform_overflows<T>(ctx.lambda[g], ctx.group_extremes[2 * at], ctx.group_extremes[2 * at + 1], options.eps,
                                  group_size))
-        verdict[at] = GroupVerdict::overflows;
+        verdict[g] = GroupVerdict::overflows;
     }
   }
   if (training)
-    for (index_t g = 0; g < groups; ++g) {
-      const GroupVerdict v = verdict[static_cast<std::size_t>(g)];
-      if (v == GroupVerdict::usable) continue;
-      std::string why;
-      if (v == GroupVerdict::non_finite) why = " contains NaN or Inf (or overflows its sums)";
-      if (v == GroupVerdict::zero_scale) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";
-      if (v == GroupVerdict::overflows)
-        why = ": its lambda " + std::to_string(ctx.lambda[g]) + " makes the power transform overflow (" +
-              (sizeof(T) == 4 ? "float" : "double") + ")";
-      return Status::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +
-                                  why + "; outputs and running statistics were left unchanged");
-    }
+    for (index_t g = 0; g < groups; ++g)
+      if (verdict[g] != GroupVerdict::usable) return g;
 
   // Nothing below can fail.
   double factor = 0.0;
@@ -265,13 +299,29 @@ inline Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   }
 
   // Phase 2: transform, noise and affine, group by group.
-  parallel_for(rq.device, groups, 3 * group_bytes, 3 * group_cycles, [&](index_t g) {
+  parallel_for(workers, groups, 3 * group_bytes, 3 * group_cycles, [&](index_t g) {
     detail::write_group<T, Arch>(rq, ctx, g, need_spread, noisy, update_running, factor);
   });
   ctx.valid = true;
-  return {};
+  return no_failed_group;
 }
 
+// Why the forward refused training group g (its verdict in the context). Built
+// in the caller's translation unit: the kernels format no text.
+template <class T>
+inline Status forward_failure(const ForwardRequest<T>& rq, const SavedContext<T>& ctx, index_t g) {
+  const GroupVerdict v = ctx.group_verdict[static_cast<std::size_t>(g)];
+  std::string why;
+  if (v == GroupVerdict::non_finite) why = " contains NaN or Inf (or overflows its sums)";
+  if (v == GroupVerdict::zero_scale) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";
+  if (v == GroupVerdict::overflows)
+    why = ": its lambda " + std::to_string(ctx.lambda[g]) + " makes the power transform overflow (" +
+          (sizeof(T) == 4 ? "float" : "double") + ")";
+  return Status::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +
+                              why + "; outputs and running statistics were left unchanged");
+}
+
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

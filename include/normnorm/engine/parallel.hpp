@@ -14,9 +14,39 @@
 #error "normnorm needs Eigen::ThreadPoolDevice: include <normnorm/normnorm.hpp> before <unsupported/Eigen/CXX11/Tensor>, or define EIGEN_USE_THREADS first"
 #endif
 
+#include <type_traits>
+
 #include "normnorm/config.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::engine {
+
+// The caller's thread pool as the kernels see it. Eigen's pool code is reached
+// through `run`, a function compiled in the caller's translation unit, so it is
+// never compiled into a dispatch target's objects, where it would be one more
+// shared inline function with that target's instructions (detail/target_namespace.hpp).
+struct Workers {
+  const Eigen::ThreadPoolDevice* device = nullptr;  // null: the calling thread only
+  int threads = 1;
+  // Calls run_range(work, first, last) over [0, count) on the device's threads.
+  void (*run)(const Eigen::ThreadPoolDevice& device, index_t count, double bytes_per_item, double cycles_per_item,
+              void* work, void (*run_range)(void* work, index_t first, index_t last)) = nullptr;
+};
+
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
+inline void run_on_device(const Eigen::ThreadPoolDevice& device, index_t count, double bytes_per_item,
+                          double cycles_per_item, void* work, void (*run_range)(void*, index_t, index_t)) {
+  device.parallelFor(static_cast<Eigen::Index>(count), Eigen::TensorOpCost(bytes_per_item, bytes_per_item, cycles_per_item),
+                     [&](Eigen::Index first, Eigen::Index last) {
+                       run_range(work, static_cast<index_t>(first), static_cast<index_t>(last));
+                     });
+}
+
+// Called on the caller's side (dispatch.hpp's Kernels<T>), never inside a kernel.
+inline Workers workers_on(const Eigen::ThreadPoolDevice* device) {
+  return {device, device ? device->numThreads() : 1, &run_on_device};
+}
 
 // Calls work(i) for i in [0, count): serially without a device, otherwise spread
 // over the device's threads. bytes_per_item and cycles_per_item let Eigen's cost
@@ -26,16 +56,19 @@ namespace normnorm::engine {
 constexpr double serial_cycles = 5e5;
 
 template <class Work>
-inline void parallel_for(const Eigen::ThreadPoolDevice* device, index_t count, double bytes_per_item,
-                         double cycles_per_item, Work&& work) {
-  if (!device || device->numThreads() <= 1 || count <= 1 || double(count) * cycles_per_item < serial_cycles) {
+inline void parallel_for(const Workers& workers, index_t count, double bytes_per_item, double cycles_per_item,
+                         Work&& work) {
+  if (!workers.device || workers.threads <= 1 || count <= 1 || double(count) * cycles_per_item < serial_cycles) {
     for (index_t i = 0; i < count; ++i) work(i);
     return;
   }
-  device->parallelFor(static_cast<Eigen::Index>(count), Eigen::TensorOpCost(bytes_per_item, bytes_per_item, cycles_per_item),
-                      [&work](Eigen::Index first, Eigen::Index last) {
-                        for (Eigen::Index i = first; i < last; ++i) work(static_cast<index_t>(i));
-                      });
+  using WorkType = std::remove_reference_t<Work>;
+  workers.run(*workers.device, count, bytes_per_item, cycles_per_item, const_cast<void*>(static_cast<const void*>(&work)),
+              [](void* items, index_t first, index_t last) {
+                WorkType& run_item = *static_cast<WorkType*>(items);
+                for (index_t i = first; i < last; ++i) run_item(i);
+              });
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine

@@ -21,15 +21,18 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 #include "normnorm/context.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/running_stats.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace polynomial_map {
 
@@ -88,11 +91,12 @@ inline auto entry_of(const V& h, const V& a) {
   }
 }
 
-// sum_k c_k d^k from coefficient arrays picked by `pick(k)`.
-template <class V, class Pick>
+// sum_k c_k d^k from coefficient arrays picked by `pick(k)`, fused as the kernel's
+// instruction set Arch fuses (fast_math.hpp's fmadd).
+template <class Arch, class V, class Pick>
 inline V horner(const V& d, Pick&& pick) {
   V result = pick(degree);
-  for (int k = degree - 1; k >= 0; --k) result = math::fast_math_detail::fmadd(result, d, pick(k));
+  for (int k = degree - 1; k >= 0; --k) result = math::fast_math_detail::fmadd<V, Arch>(result, d, pick(k));
   return result;
 }
 
@@ -103,7 +107,8 @@ namespace pm = polynomial_map;
 // One channel's map, ready to apply to lanes of h. On AVX-512 the table (two
 // registers per array) is held in registers and each coefficient is one
 // two-source permute; other instruction sets gather, the scalar path indexes.
-template <class V>
+// Arch: the kernel's instruction set (a scalar V serves a SIMD kernel's tail too).
+template <class V, class Arch = math::lane_arch<V>>
 class PolynomialChannel {
  public:
   explicit PolynomialChannel(const float* table) : table_(table) {
@@ -119,16 +124,16 @@ class PolynomialChannel {
     const auto entry = pm::entry_of(h, a);
     if constexpr (std::is_arithmetic_v<V>) {
       const float* at = table_ + entry;
-      return pm::horner(a - at[(pm::degree + 1) * pm::entries], [&](int k) { return at[k * pm::entries]; });
+      return pm::horner<Arch>(a - at[(pm::degree + 1) * pm::entries], [&](int k) { return at[k * pm::entries]; });
 #if XSIMD_WITH_AVX512F
     } else if constexpr (uses_permutes) {
       const __m512i index = entry;
       auto pick = [&](int k) { return V(_mm512_permutex2var_ps(low_[k], index, high_[k])); };
-      return pm::horner(a - pick(pm::degree + 1), pick);
+      return pm::horner<Arch>(a - pick(pm::degree + 1), pick);
 #endif
     } else {
       auto pick = [&](int k) { return V::gather(table_ + k * pm::entries, entry); };
-      return pm::horner(a - pick(pm::degree + 1), pick);
+      return pm::horner<Arch>(a - pick(pm::degree + 1), pick);
     }
   }
 
@@ -160,6 +165,7 @@ inline void build_polynomial_tables(EvaluationCache<T>& cache, double eps, const
                             bias ? double(bias[c]) : 0.0, cache.polynomial_tables.data() + c * pm::table_size);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -5,8 +5,10 @@
 // h stays centred. One extra subtraction per element.
 
 #include "normnorm/math/lanes.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 template <class T>
 struct Standardizer {
@@ -25,4 +27,5 @@ struct Standardizer {
   }
 };
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine

@@ -11,10 +11,12 @@
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/options.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 struct GroupStatistics {
   double mean = 0, var = 1, rstd = 1;
@@ -142,6 +144,7 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
   return stats;
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -12,6 +12,7 @@
 
 #include "normnorm/config.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::engine {
 
@@ -22,6 +23,10 @@ struct Transposition {
   bool active() const { return batches > 0; }
   index_t elements() const { return batches * rows * cols; }
 };
+
+// Above: the type the kernel tables pass between translation units. Below: code,
+// compiled per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace transpose_detail {
 
@@ -80,11 +85,11 @@ constexpr bool has_block16() {
 // instruction set of the caller's kernels (engine/dispatch.hpp): with AVX-512,
 // float moves in 16 x 16 register blocks; otherwise element by element.
 template <class T, class Arch = xsimd::default_arch>
-inline void transpose(const Transposition& t, const T* src, T* dst, bool to_engine, const Eigen::ThreadPoolDevice* device) {
+inline void transpose(const Transposition& t, const T* src, T* dst, bool to_engine, const Workers& workers) {
   constexpr index_t tile = 32;  // a 32 x 32 tile of floats is 4 KiB: both sides stay in L1
   const index_t row_tiles = (t.rows + tile - 1) / tile;
   const index_t rows = t.rows, cols = t.cols;
-  parallel_for(device, t.batches * row_tiles, 2.0 * double(tile * cols * static_cast<index_t>(sizeof(T))),
+  parallel_for(workers, t.batches * row_tiles, 2.0 * double(tile * cols * static_cast<index_t>(sizeof(T))),
                double(tile * cols), [&](index_t item) {
                  const index_t b = item / row_tiles, r0 = (item % row_tiles) * tile;
                  const index_t r1 = std::min(rows, r0 + tile);
@@ -111,4 +116,5 @@ inline void transpose(const Transposition& t, const T* src, T* dst, bool to_engi
                });
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine

@@ -7,10 +7,12 @@
 
 #include "normnorm/layout.hpp"
 #include "normnorm/math/lanes.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
 
 namespace normnorm::engine {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // Sums K per-element quantities over a group. kernel(V zero, index_t offset, sums)
 // adds the terms of the lane(s) at flat offset `offset` into `sums`.
@@ -61,6 +63,7 @@ inline V affine_at(const T* params, const AffineRun& run, index_t i, T fallback)
   return V(params[run.channel]);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::engine
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -36,8 +36,10 @@
 #include "normnorm/math/lanes.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::math {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace fast_math_detail {
 
@@ -79,10 +81,13 @@ template <class V, class IV> inline V from_bits(const IV& i) {
 // AVX-512 and SSE2 they fall back to the operator expression x * y + z, which
 // the compiler fuses only if it contracts across statements (GCC does by
 // default for C++, -ffp-contract=fast; clang does not, -ffp-contract=on).
-// The scalar branch copies whichever the batch path of xsimd's default arch
-// does: std::fma when that arch fuses, else the product and the sum as two
-// statements (contracted by exactly the compilers that contract the batch
-// fallback). The two paths then round identically, which the tests check.
+// The scalar branch copies whichever the batch path of the kernel's instruction
+// set Arch does: std::fma when that arch fuses, else the product and the sum as
+// two statements (contracted by exactly the compilers that contract the batch
+// fallback). The two paths then round identically, which the tests check. A
+// scalar lane type names no arch: the scalar tail of a SIMD kernel passes the
+// kernel's, and the scalar path (scalar_arch) follows vector_arch, the
+// translation unit's default architecture, as its reference role requires.
 // Nothing below relies on fusion for correctness: every step that must be
 // exact is exact either way.
 template <class A>
@@ -91,9 +96,9 @@ constexpr bool batch_fma_is_fused() {
          std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value || std::is_base_of<xsimd::fma4, A>::value ||
          std::is_base_of<xsimd::neon, A>::value;
 }
-template <class V> inline V fmadd(const V& a, const V& b, const V& c) {
+template <class V, class Arch = lane_arch<V>> inline V fmadd(const V& a, const V& b, const V& c) {
   if constexpr (std::is_arithmetic_v<V>) {
-    if constexpr (batch_fma_is_fused<xsimd::default_arch>()) {
+    if constexpr (batch_fma_is_fused<vector_arch<Arch>>()) {
       return std::fma(a, b, c);
     } else {
       const V product = a * b;
@@ -103,9 +108,9 @@ template <class V> inline V fmadd(const V& a, const V& b, const V& c) {
     return xsimd::fma(a, b, c);
   }
 }
-template <class V> inline V fmsub(const V& a, const V& b, const V& c) {
+template <class V, class Arch = lane_arch<V>> inline V fmsub(const V& a, const V& b, const V& c) {
   if constexpr (std::is_arithmetic_v<V>) {
-    if constexpr (batch_fma_is_fused<xsimd::default_arch>()) {
+    if constexpr (batch_fma_is_fused<vector_arch<Arch>>()) {
       return std::fma(a, b, -c);
     } else {
       const V product = a * b;
@@ -135,31 +140,31 @@ template <class V> inline V min_keep_nan(const V& hi, const V& t) {
 // fma. Same operation count as plain Horner, but a dependency chain about half
 // as long, so out-of-order execution overlaps consecutive batches (this is
 // what brings the degree-21 double log1p under 1 ns). H >= N - 1 is plain Horner.
-template <std::size_t First, std::size_t Step, class V, class T, std::size_t N, std::size_t... I>
+template <std::size_t First, std::size_t Step, class Arch, class V, class T, std::size_t N, std::size_t... I>
 inline V horner_steps(const V& x, const T (&c)[N], std::index_sequence<I...>) {
   constexpr std::size_t M = sizeof...(I) + 1;  // terms c[First], c[First + Step], ...
   V acc(c[First + Step * (M - 1)]);
-  ((acc = fmadd(acc, x, V(c[First + Step * (M - 2 - I)]))), ...);
+  ((acc = fmadd<V, Arch>(acc, x, V(c[First + Step * (M - 2 - I)]))), ...);
   return acc;
 }
 // acc x^H + c[H-1] x^(H-1) + ... + c[0] by Horner steps.
-template <class V, class T, std::size_t N, std::size_t... J>
+template <class Arch, class V, class T, std::size_t N, std::size_t... J>
 inline V horner_onto(V acc, const V& x, const T (&c)[N], std::index_sequence<J...>) {
   constexpr std::size_t H = sizeof...(J);
-  ((acc = fmadd(acc, x, V(c[H - 1 - J]))), ...);
+  ((acc = fmadd<V, Arch>(acc, x, V(c[H - 1 - J]))), ...);
   (void)x;
   return acc;
 }
-template <std::size_t H, class V, class T, std::size_t N>
+template <std::size_t H, class Arch, class V, class T, std::size_t N>
 inline V polynomial(const V& x, const V& x2, const T (&c)[N]) {
   if constexpr (H + 1 >= N) {
     (void)x2;
-    return horner_steps<0, 1>(x, c, std::make_index_sequence<N - 1>{});
+    return horner_steps<0, 1, Arch>(x, c, std::make_index_sequence<N - 1>{});
   } else {
     constexpr std::size_t tail = N - H, n_even = (tail + 1) / 2, n_odd = tail / 2;
-    const V even = horner_steps<H, 2>(x2, c, std::make_index_sequence<n_even - 1>{});
-    const V odd = horner_steps<H + 1, 2>(x2, c, std::make_index_sequence<n_odd - 1>{});
-    return horner_onto(fmadd(odd, x, even), x, c, std::make_index_sequence<H>{});
+    const V even = horner_steps<H, 2, Arch>(x2, c, std::make_index_sequence<n_even - 1>{});
+    const V odd = horner_steps<H + 1, 2, Arch>(x2, c, std::make_index_sequence<n_odd - 1>{});
+    return horner_onto<Arch>(fmadd<V, Arch>(odd, x, even), x, c, std::make_index_sequence<H>{});
   }
 }
 
@@ -286,7 +291,8 @@ template <> struct consts<double> {
 //   cycles (xsimd::log1p 1.40). At the 4.1 GHz of the project's perf notes:
 //   0.26 / 0.78 ns.
 // ===========================================================================
-template <class V>
+// Arch: the kernel's instruction set (lanes.hpp's lane_arch: a batch's own, else the default).
+template <class V, class Arch = lane_arch<V>>
 inline V log1p_nonneg(const V& a) {
   using namespace fast_math_detail;
   using T = typename lane_traits<V>::scalar;
@@ -332,7 +338,7 @@ inline V log1p_nonneg(const V& a) {
   const V one_minus_scale = min_keep_nan(V(T(1)), V(T(1)) - scale);
   const V f = a_scaled - one_minus_scale;
   const V f2 = f * f;
-  const V q = polynomial<C::log1p_horner>(f, f2, C::log1p_q);
+  const V q = polynomial<C::log1p_horner, Arch>(f, f2, C::log1p_q);
   // y = hi + lo, hi = fl(f + k ln2_hi) and lo = f^2 Q(f) + k ln2_lo + err, where
   // err = (f + k ln2_hi) - hi is recovered exactly (Fast2Sum: for k >= 1,
   // |k ln2_hi| >= ln2 > |f|; for k = 0, hi = f and err = 0). Without err, hi's
@@ -343,7 +349,7 @@ inline V log1p_nonneg(const V& a) {
   const V k_hi = neg_k * V(-C::ln2_hi);                 // k ln2_hi, exact
   const V hi = k_hi + f;
   const V err = f - (hi - k_hi);                        // exact
-  const V lo = fmadd(f2, q, fmadd(neg_k, V(-C::ln2_lo), err));  // f^2 Q(f) + k ln2_lo + err
+  const V lo = fmadd<V, Arch>(f2, q, fmadd<V, Arch>(neg_k, V(-C::ln2_lo), err));  // f^2 Q(f) + k ln2_lo + err
   const V y = hi + lo;
   return where(a < V(std::numeric_limits<T>::infinity()), y, a);  // +Inf and NaN pass through
 }
@@ -389,7 +395,7 @@ inline V log1p_nonneg(const V& a) {
 // Cost (as for log1p_nonneg): float 0.31 ns = 0.98 cycles (xsimd::expm1 0.47);
 //   double 0.91 ns = 2.9 cycles (xsimd::expm1 1.33). At 4.1 GHz: 0.24 / 0.71 ns.
 // ===========================================================================
-template <class V>
+template <class V, class Arch = lane_arch<V>>
 inline V expm1_fast(const V& t) {
   using namespace fast_math_detail;
   using T = typename lane_traits<V>::scalar;
@@ -400,7 +406,7 @@ inline V expm1_fast(const V& t) {
 
   const V tc = min_keep_nan(V(C::expm1_hi), max_keep_nan(V(C::expm1_lo), t));
   // z = round_magic + min(round(t / ln2), k_cap): the low bits of z hold k.
-  const V z = min_keep_nan(V(C::round_magic + C::k_cap), fmadd(tc, V(C::log2e), V(C::round_magic)));
+  const V z = min_keep_nan(V(C::round_magic + C::k_cap), fmadd<V, Arch>(tc, V(C::log2e), V(C::round_magic)));
   const V k = z - V(C::round_magic);
   // 2^k: bits(z) = bits(1.5 2^p) + k, and the magic's low 32 - p (float) /
   // 64 - p (double) bits are zero, so bits(z) << p == k << p (mod 2^width);
@@ -412,17 +418,17 @@ inline V expm1_fast(const V& t) {
 
   // No unary minus anywhere (xsimd 8.1 negates AVX-512 batches as 0 - x, which
   // loses -0): negated constants and a negated polynomial instead.
-  const V r_hi = fmadd(k, V(-C::ln2_hi), tc);         // t - k ln2_hi, exact
-  const V r = fmadd(k, V(-C::ln2_lo), r_hi);          // t - k ln2, rounded
-  const V neg_ce = fmadd(k, V(C::ln2_lo), r - r_hi);  // minus the rounding error of r
+  const V r_hi = fmadd<V, Arch>(k, V(-C::ln2_hi), tc);         // t - k ln2_hi, exact
+  const V r = fmadd<V, Arch>(k, V(-C::ln2_lo), r_hi);          // t - k ln2, rounded
+  const V neg_ce = fmadd<V, Arch>(k, V(C::ln2_lo), r - r_hi);  // minus the rounding error of r
   const V r2 = r * r;
-  const V neg_q = polynomial<C::expm1_horner>(r, r2, C::expm1_neg_q);  // -Q(r)
-  const V nq = fmadd(r2, neg_q, neg_ce);              // -(expm1(r) - r) - (error of r)
+  const V neg_q = polynomial<C::expm1_horner, Arch>(r, r2, C::expm1_neg_q);  // -Q(r)
+  const V nq = fmadd<V, Arch>(r2, neg_q, neg_ce);              // -(expm1(r) - r) - (error of r)
   // expm1(t) = 2^k (1 + r - nq) - 1 = head - 2^k nq, head = fl(2^k r - nd_hi),
   // nd_hi = fl(1 - 2^k) (exact for k <= p + 1; 2^k r is exact). For k = 0 this
   // is head = r, so tiny and subnormal t come back unchanged and -0 stays -0.
   const V nd_hi = V(T(1)) - scale;
-  const V head = fmsub(scale, r, nd_hi);                  // 2^k (1 + r) - 1, rounded
+  const V head = fmsub<V, Arch>(scale, r, nd_hi);                  // 2^k (1 + r) - 1, rounded
   if constexpr (C::expm1_compensated) {
     // Double: two more corrections, folded into the low part so that the
     // result is rounded once at the end (plus the low part's small error):
@@ -435,13 +441,14 @@ inline V expm1_fast(const V& t) {
     // case is 1.31 ulp, just past t = 17 where 1 - 2^25 rounds (with them:
     // 1.03 ulp, exhaustive).
     const V e = (nd_hi + scale) - V(T(1));
-    const V err = fmsub(scale, r, head + nd_hi);          // exact
-    return head - fmsub(scale, nq, e + err);
+    const V err = fmsub<V, Arch>(scale, r, head + nd_hi);          // exact
+    return head - fmsub<V, Arch>(scale, nq, e + err);
   } else {
     return head - scale * nq;
   }
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::math
 
 #include "normnorm/detail/end_simd_code.hpp"

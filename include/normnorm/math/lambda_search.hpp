@@ -27,6 +27,7 @@
 #include "normnorm/math/lanes.hpp"
 #include "normnorm/math/profile_likelihood.hpp"
 #include "normnorm/status.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 
 namespace normnorm::math {
@@ -54,10 +55,6 @@ struct LambdaSearchSettings {
   int max_iterations = 64;     // exact: evaluations of l', l'' at most (>= 1); re-centring passes not counted
 };
 
-template <class T> constexpr double default_lambda_tolerance() {
-  return std::is_same_v<T, float> ? 1e-5 : 1e-10;
-}
-
 // One evaluated iterate: the group constants there and the coefficients of its
 // term in d lambda / d h (see lambda_gradient).
 template <class T>
@@ -79,6 +76,14 @@ struct LambdaTrace {
   LambdaStep<T> step[kMaxNewtonSteps];
 };
 static_assert(std::is_trivially_copyable_v<LambdaTrace<double>>);
+
+// Above: types the saved context holds (one type in the whole program). Below:
+// code, compiled per instruction set (detail/target_namespace.hpp).
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
+template <class T> constexpr double default_lambda_tolerance() {
+  return std::is_same_v<T, float> ? 1e-5 : 1e-10;
+}
 
 inline void validate(const LambdaSearchSettings& s) {
   if (!(s.lambda_min < s.lambda_max) || !(s.lambda_min <= 1.0) || !(s.lambda_max >= 1.0) ||
@@ -290,13 +295,13 @@ inline void search_batch(const typename lane_traits<V>::scalar* h, index_t size,
 // Searches lambda for every group of the group-interleaved array h (value j of
 // group g at h[j * groups + g], j < size): SIMD batches of groups first, the
 // remaining groups one at a time on the scalar path (Arch = scalar_arch: all scalar).
-// Writes traces[0 .. groups). Throws std::invalid_argument for bad settings.
+// Writes traces[0 .. groups). Throws std::invalid_argument for bad settings;
+// search_lambda_unchecked skips that check, for callers whose settings come from
+// validated options (the engine: its kernels build no error text).
 template <class T, class Arch>
-inline void search_lambda(const T* h, index_t size, index_t groups, const LambdaSearchSettings& settings,
-                          LambdaTrace<T>* traces) {
+inline void search_lambda_unchecked(const T* h, index_t size, index_t groups, const LambdaSearchSettings& settings,
+                                    LambdaTrace<T>* traces) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "float or double");
-  validate(settings);
-  if (size < 0 || groups < 0) detail::raise(Status::invalid_argument("normnorm: lambda search: negative size or group count"));
   index_t g = 0;
   if constexpr (is_simd<Arch>) {
     using B = xsimd::batch<T, Arch>;
@@ -304,6 +309,14 @@ inline void search_lambda(const T* h, index_t size, index_t groups, const Lambda
     for (; g + width <= groups; g += width) search_detail::search_batch<B>(h + g, size, groups, settings, traces + g);
   }
   for (; g < groups; ++g) search_detail::search_batch<T>(h + g, size, groups, settings, traces + g);
+}
+
+template <class T, class Arch>
+inline void search_lambda(const T* h, index_t size, index_t groups, const LambdaSearchSettings& settings,
+                          LambdaTrace<T>* traces) {
+  validate(settings);
+  if (size < 0 || groups < 0) detail::raise(Status::invalid_argument("normnorm: lambda search: negative size or group count"));
+  search_lambda_unchecked<T, Arch>(h, size, groups, settings, traces);
 }
 
 // d lambda / d h_j for element(s) h of the group `trace` describes (NOT scaled
@@ -334,6 +347,7 @@ inline V lambda_gradient(const V& h, const LambdaTrace<T>& trace) {
   return grad;
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::math
 
 #include "normnorm/detail/end_simd_code.hpp"

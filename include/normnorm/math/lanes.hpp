@@ -11,8 +11,10 @@
 #include "normnorm/config.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::math {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // The instruction set a kernel is instantiated for: an xsimd architecture
 // (xsimd::avx512bw, xsimd::fma3<xsimd::avx2>, xsimd::sse2, ...) or scalar_arch,
@@ -24,6 +26,13 @@ template <class Arch> inline constexpr bool is_simd = !std::is_same_v<Arch, scal
 // For code with no scalar form (the noise generator): Arch, or the compiled
 // default architecture on the scalar path.
 template <class Arch> using vector_arch = std::conditional_t<is_simd<Arch>, Arch, xsimd::default_arch>;
+
+// The instruction set of a lane type: a batch's own; for a scalar, the translation
+// unit's default architecture (a SIMD kernel's scalar tail passes its Arch instead
+// where the arch changes what is computed, as fast_math.hpp's fmadd does).
+template <class V> struct lane_arch_of { using type = xsimd::default_arch; };
+template <class T, class A> struct lane_arch_of<xsimd::batch<T, A>> { using type = A; };
+template <class V> using lane_arch = typename lane_arch_of<V>::type;
 
 // The lane type of a kernel: xsimd::batch<T, Arch>, or T itself on the scalar path.
 template <class T, class Arch> struct lane_batch_of { using type = xsimd::batch<T, Arch>; };
@@ -132,6 +141,7 @@ struct LaneSums {
 // block so float accumulation error stays small on long runs.
 constexpr index_t reduction_block = 512;
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::math
 
 #include "normnorm/detail/end_simd_code.hpp"

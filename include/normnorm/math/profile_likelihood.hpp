@@ -27,9 +27,11 @@
 #include <cmath>
 
 #include "normnorm/math/lanes.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 
 namespace normnorm::math {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace profile_detail {
 
@@ -240,6 +242,7 @@ inline void profile_pass(const typename lane_traits<V>::scalar* h, index_t size,
   }
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::math
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -13,8 +13,10 @@
 #include "normnorm/math/lanes.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::math {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // The two transcendentals of every kernel. The SIMD path uses fast_math.hpp's
 // division-free versions (max 1.31 ulp; about 0.65x xsimd's time), the scalar
@@ -192,6 +194,7 @@ inline V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
   return lambda_sensitivity(magnitude_of(h), k);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::math
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -27,8 +27,10 @@
 
 #include "normnorm/math/lanes.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::math {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace inverse_detail {
 
@@ -85,6 +87,7 @@ inline V power_transform_inverse(const V& y, const PowerTransform<T>& pt) {
   return inverse_detail::signed_expm1(y, inverse_detail::log_magnitude(math::abs(y), e));
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::math
 
 #include "normnorm/detail/end_simd_code.hpp"

@@ -38,8 +38,10 @@
 #include "normnorm/noise/philox_simd.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::noise {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace detail {
 
@@ -168,6 +170,7 @@ inline double reference_standard_normal(std::uint64_t seed, std::uint64_t call, 
   return stream % 2 == 0 ? radius * std::cos(angle) : radius * std::sin(angle);
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::noise
 
 #include "normnorm/detail/end_simd_code.hpp"

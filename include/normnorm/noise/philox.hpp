@@ -8,8 +8,10 @@
 
 #include <array>
 #include <cstdint>
+#include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm::noise {
+NORMNORM_TARGET_NAMESPACE_BEGIN
 
 using PhiloxCounter = std::array<std::uint32_t, 4>;
 using PhiloxKey = std::array<std::uint32_t, 2>;
@@ -59,4 +61,5 @@ constexpr PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key) noex
   return counter;
 }
 
+NORMNORM_TARGET_NAMESPACE_END
 }  // namespace normnorm::noise

@@ -13,8 +13,11 @@
 #include "normnorm/noise/philox.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
+#include "normnorm/detail/target_namespace.hpp"
 
-namespace normnorm::noise::detail {
+namespace normnorm::noise {
+NORMNORM_TARGET_NAMESPACE_BEGIN
+namespace detail {
 
 template <class A>
 using Words = xsimd::batch<std::uint32_t, A>;
@@ -84,6 +87,8 @@ inline void philox4x32_10_lanes(Words<A>& c0, Words<A>& c1, Words<A>& c2, Words<
   }
 }
 
-}  // namespace normnorm::noise::detail
+}  // namespace detail
+NORMNORM_TARGET_NAMESPACE_END
+}  // namespace normnorm::noise
 
 #include "normnorm/detail/end_simd_code.hpp"
