@@ -6,8 +6,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "conformance/golden_case.hpp"
 #include "gradcheck.hpp"
@@ -297,4 +300,63 @@ TEMPLATE_TEST_CASE("infer equals forward in evaluation for the new modules, bit 
   check_module(batch_1d, Shape{2, 3, 24});
   check_module(instance_3d, Shape{2, 3, 2, 3, 4});
   check_module(instance_1d, Shape{2, 3, 24});
+}
+
+TEST_CASE("channels-last-3d golden cases: the contiguous golden vectors, transposed", "[ranks][channels_last][golden]") {
+  for (const char* name : {"bn3d_3x2x3x4x5", "in3d_2x3x3x4x5"}) {
+    INFO(name);
+    const std::string dir = std::string(NORMNORM_TEST_DATA_DIR) + "/golden/" + name + "/";
+    const LayerConfig config = config_from_case(read_case_json(dir));
+    std::vector<std::int64_t> dims;
+    const auto x = io::read_npy_as<double>(dir + "step0_x.npy", &dims);
+    const Shape shape(dims.data(), static_cast<int>(dims.size()));
+    REQUIRE(shape.rank() == 5);
+    Harness<double> layer(config, shape);
+    layer.weight = io::read_npy_as<double>(dir + "weight.npy");
+    layer.bias = io::read_npy_as<double>(dir + "bias.npy");
+    layer.memory_format = MemoryFormat::channels_last;
+    layer.x = to_channels_last(x, shape);
+    layer.grad_out = to_channels_last(io::read_npy_as<double>(dir + "step0_grad_y.npy"), shape);
+    layer.forward(Mode::train);
+    layer.backward();
+    const auto tol = tolerance_for<double>();
+    CHECK(compare("y", layer.out, to_channels_last(io::read_npy_as<double>(dir + "step0_y.npy"), shape), tol).pass);
+    CHECK(compare("grad_x", layer.grad_x, to_channels_last(io::read_npy_as<double>(dir + "step0_grad_x.npy"), shape), tol).pass);
+    CHECK(compare("grad_weight", layer.grad_weight, io::read_npy(dir + "step0_grad_weight.npy").data, tol).pass);
+  }
+}
+
+TEST_CASE("Eigen functors and module tensors take rank-5 input, channels-last in (N, D, H, W, C) order", "[ranks][eigen]") {
+  namespace ne = normnorm::eigen;
+  const LayerConfig config = LayerConfig::batch_normal_norm_3d(3);
+  const Shape shape{2, 3, 2, 4, 5};
+  Harness<float> reference(config, shape);
+  reference.randomize(4);
+  reference.noise = NoiseSource<float>::philox(6, 1);
+  reference.forward(Mode::train);
+  const auto x_last = to_channels_last(reference.x, shape);
+  std::vector<float> out(x_last.size());
+  std::vector<float> mean(3, 0.f), var(3, 1.f), lambda(3, 1.f), norm(3, float(std::sqrt(2.0 / M_PI)));
+  std::int64_t batches = 0;
+  SavedContext<float> context;
+  ne::Forward<float> forward{config};
+  forward.memory_format = MemoryFormat::channels_last;
+  forward(Mode::train, ne::ConstTensorMap<float, 5>(x_last.data(), 2, 2, 4, 5, 3), ne::TensorMap<float, 5>(out.data(), 2, 2, 4, 5, 3),
+          ne::AffineMaps<float>(ne::ConstVectorMap<float>(reference.weight.data(), 3), ne::ConstVectorMap<float>(reference.bias.data(), 3)),
+          RunningStats<float>{mean.data(), var.data(), lambda.data(), norm.data(), &batches, 3}, reference.noise, context);
+  CHECK(out == to_channels_last(reference.out, shape));
+  CHECK(context.shape == shape);  // the logical (N, C, D, H, W)
+  CHECK(mean == reference.running_mean);
+
+  // A module's Eigen::Tensor overload, rank 5, contiguous: the raw-pointer result.
+  InstanceNormalNorm3d<double> module(3);
+  module.eval();
+  Eigen::Tensor<double, 5, Eigen::RowMajor> input(2, 3, 2, 4, 5);
+  Harness<double> raw(module.config(), shape);
+  raw.randomize(8);
+  raw.weight.assign(3, 1.0), raw.bias.assign(3, 0.0);  // the module's parameters
+  std::copy(raw.x.begin(), raw.x.end(), input.data());
+  const Eigen::Tensor<double, 5, Eigen::RowMajor> output = module.forward(input);
+  raw.forward(Mode::eval);
+  CHECK(std::vector<double>(output.data(), output.data() + output.size()) == raw.out);
 }
