@@ -15,7 +15,8 @@ and group forms (made by the paper's code) and prints the largest difference; be
 cases were written it gave, relative to max(1, |want|): bn2d_4x3x5x6 3.7e-15, bn2d_2x2x1x1
 2.2e-16, the three bn1d cases <= 1.6e-15, gn_4x6x5x5_g3 1.3e-14, gn_2x4x3x2_g4 2.2e-15 and
 in2d_3x4x6x5 1.4e-13 (its step-0 grad_x, on groups skewed almost to the limit: one value 5.2
-standard deviations out in a group of 30; its outputs agree to 8e-15).
+standard deviations out in a group of 30; its outputs agree to 8e-15). It also checks that the groups are PyTorch's: the standardized
+values equal F.batch_norm / F.instance_norm on (N, C, L) and (N, C, D, H, W) inputs (1.3e-15).
 
 Usage (Debian's python3-torch and python3-numpy):
   /usr/bin/python3 tests/golden_ranks/make_cases.py --check   # the formulation vs existing cases
@@ -192,6 +193,25 @@ def check(directory, names=None):
     return worst_overall
 
 
+def check_grouping():
+    """The groups are PyTorch's: the standardized rows equal F.batch_norm / F.instance_norm."""
+    worst = 0.0
+    rng = np.random.default_rng(1)
+    for kind, shape in [("batch", (4, 3, 7)), ("batch", (3, 2, 3, 4, 5)), ("instance", (3, 4, 9)),
+                        ("instance", (2, 3, 3, 4, 5))]:
+        x = torch.from_numpy(rng.standard_normal(shape))
+        layer = EagerNormalNorm(kind, shape[1])
+        rows = layer.rows(x)
+        h = (rows - rows.mean(1, keepdim=True)) / torch.sqrt(rows.var(1, unbiased=False, keepdim=True) + 1e-5)
+        if kind == "batch":
+            want = torch.nn.functional.batch_norm(x, None, None, training=True, eps=1e-5)
+        else:
+            want = torch.nn.functional.instance_norm(x, eps=1e-5)
+        worst = max(worst, float((layer.unrows(h, x.shape) - want).abs().max()))
+    print("groups vs PyTorch's batch_norm / instance_norm on (N, C, L) and (N, C, D, H, W): max diff %.1e" % worst)
+    return worst
+
+
 def draw(rng, distribution, shape):
     z = rng.standard_normal(shape)
     if distribution == "left":  # long left tail
@@ -258,7 +278,7 @@ def main():
     args = p.parse_args()
     torch.set_default_dtype(torch.float64)
     if args.check:
-        return 0 if check(args.check) <= 1e-12 else 1
+        return 0 if check(args.check) <= 1e-12 and check_grouping() <= 1e-12 else 1
     for index, case in enumerate(CASES):
         write_case(args.out, index, *case)
     # Read back what was written: the files replay to what was computed.
