@@ -50,9 +50,14 @@ T pick(std::mt19937_64& rng, std::initializer_list<T> values) {
 index_t dim(std::mt19937_64& rng, int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); }
 bool chance(std::mt19937_64& rng, double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; }
 
+// The 1-D/3-D forms (and batch 1d's (N, C, L)), drawn by random_cases from a stream
+// of their own so that the paper's forms keep the cases they always had.
+constexpr Form kRankForms[] = {Form::batch_1d, Form::batch_3d, Form::instance_1d, Form::instance_3d};
+
 // One random configuration: every form, odd sizes (SIMD tails), every switch.
-RandomCase random_case(std::mt19937_64& rng, bool big = false) {
-  const auto form = static_cast<Form>(dim(rng, 0, 4));
+// rank_form >= 0 picks kRankForms[rank_form] instead of one of the paper's forms.
+RandomCase random_case(std::mt19937_64& rng, bool big = false, int rank_form = -1) {
+  const auto form = rank_form < 0 ? static_cast<Form>(dim(rng, 0, 4)) : kRankForms[rank_form];
   Options o = default_options(form);
   o.order = chance(rng, 0.3) ? 1 : 2;
   o.alpha = o.order == 1 ? pick(rng, {0.5, 1.0}) : pick(rng, {1.0, 1.0, 0.5, 1.5});
@@ -69,7 +74,20 @@ RandomCase random_case(std::mt19937_64& rng, bool big = false) {
     case Form::batch_1d: {
       const index_t n = dim(rng, 2, 12 * k), c = dim(rng, 1, 6);
       rc.config = LayerConfig::batch_normal_norm_1d(c, o);
-      rc.shape = Shape{n, c};
+      rc.shape = rank_form < 0 ? Shape{n, c} : Shape{dim(rng, 1, 4 * k), c, dim(rng, 2, 9)};  // (N, C, L)
+      break;
+    }
+    case Form::instance_1d: {
+      const index_t n = dim(rng, 1, 3 * k), c = dim(rng, 1, 4);
+      rc.config = LayerConfig::instance_normal_norm_1d(c, o);
+      rc.shape = Shape{n, c, dim(rng, 2, 17 * k)};
+      break;
+    }
+    case Form::batch_3d:
+    case Form::instance_3d: {
+      const index_t n = dim(rng, 1, 3 * k), c = dim(rng, 1, 4), d = dim(rng, 1, 3), h = dim(rng, 1, 3 * k), w = dim(rng, 2, 5);
+      rc.config = form == Form::batch_3d ? LayerConfig::batch_normal_norm_3d(c, o) : LayerConfig::instance_normal_norm_3d(c, o);
+      rc.shape = Shape{n, c, d, h, w};
       break;
     }
     case Form::batch_2d:
@@ -172,10 +190,12 @@ std::string run_case(Harness<T>& layer, const RandomCase& rc, const CaseData& d)
   return "";
 }
 
+// `count` cases of the paper's forms, then count / 4 of the 1-D/3-D forms.
 std::vector<RandomCase> random_cases(unsigned seed, int count, bool big = false) {
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng(seed), rank_rng(seed + 1);
   std::vector<RandomCase> cases;
   for (int i = 0; i < count; ++i) cases.push_back(random_case(rng, big));
+  for (int i = 0; i < count / 4; ++i) cases.push_back(random_case(rank_rng, big, i % 4));
   return cases;
 }
 
@@ -325,7 +345,7 @@ TEST_CASE("random configurations: finite-difference gradients (double, no noise)
     }
     ++checked;
   }
-  CHECK(checked == 400);
+  CHECK(checked == 400 + 100);  // the paper's forms, then the 1-D/3-D forms
 }
 
 TEST_CASE("random configurations: float agrees with double", "[properties]") {

@@ -107,8 +107,10 @@ struct FormCase {
 std::vector<FormCase> form_cases() {
   const index_t big31 = index_t(1) << 31, big40 = index_t(1) << 40, big62 = index_t(1) << 62;
   return {
-      {"BatchNormalNorm1d", LayerConfig::batch_normal_norm_1d(3), Shape{4, 3}, Shape{5, 3}, Shape{4, 3, 5},
+      {"BatchNormalNorm1d", LayerConfig::batch_normal_norm_1d(3), Shape{4, 3}, Shape{5, 3}, Shape{4, 3, 5, 2},
        Shape{4, 5}, Shape{0, 3}, Shape{4, -3}, Shape{big62, 3}, 2 * 3 + 1, 1},
+      {"BatchNormalNorm1d", LayerConfig::batch_normal_norm_1d(3), Shape{2, 3, 4}, Shape{3, 3, 4}, Shape{2, 3, 4, 1},
+       Shape{2, 4, 4}, Shape{2, 3, 0}, Shape{2, 3, -4}, Shape{big31, 3, big31}, 12 + 2 * 4 + 1, 2},  // (N, C, L)
       {"BatchNormalNorm2d", LayerConfig::batch_normal_norm_2d(3), Shape{2, 3, 4, 5}, Shape{3, 3, 4, 5}, Shape{4, 3, 5},
        Shape{2, 4, 4, 5}, Shape{2, 3, 0, 5}, Shape{2, 3, 4, -5}, Shape{big31, 3, big31, 4}, 60 + 2 * 20 + 3 * 5 + 4, 2},
       {"LayerNormalNorm", LayerConfig::layer_normal_norm(Shape{4, 5}), Shape{3, 4, 5}, Shape{2, 4, 5}, Shape{5},
@@ -118,6 +120,15 @@ std::vector<FormCase> form_cases() {
       {"InstanceNormalNorm2d", LayerConfig::instance_normal_norm_2d(3), Shape{2, 3, 4, 4}, Shape{1, 3, 4, 4},
        Shape{2, 3, 16}, Shape{2, 2, 4, 4}, Shape{2, 3, 4, 0}, Shape{2, 3, -4, 4}, Shape{big31, 3, big31, 4},
        48 + 0 * 16 + 2 * 4 + 2, 3},
+      {"BatchNormalNorm3d", LayerConfig::batch_normal_norm_3d(3), Shape{2, 3, 2, 2, 3}, Shape{3, 3, 2, 2, 3},
+       Shape{2, 3, 4, 3}, Shape{2, 4, 2, 2, 3}, Shape{2, 3, 0, 2, 3}, Shape{2, 3, 2, -2, 3},
+       Shape{big31, 3, big31, 1, 4}, 36 + 1 * 12 + 5, 1},
+      {"InstanceNormalNorm1d", LayerConfig::instance_normal_norm_1d(3), Shape{2, 3, 5}, Shape{1, 3, 5},
+       Shape{2, 3, 5, 2}, Shape{2, 2, 5}, Shape{2, 3, 0}, Shape{2, -3, 5}, Shape{big31, 3, big31},
+       15 + 2 * 5 + 3, 5},
+      {"InstanceNormalNorm3d", LayerConfig::instance_normal_norm_3d(3), Shape{2, 3, 2, 2, 2}, Shape{1, 3, 2, 2, 2},
+       Shape{2, 3, 8}, Shape{2, 2, 2, 2, 2}, Shape{2, 3, 2, 0, 2}, Shape{2, 3, -2, 2, 2},
+       Shape{big31, 3, big31, 2, 2}, 24 + 1 * 8 + 3, 4},
   };
 }
 
@@ -129,9 +140,12 @@ index_t group_of(const LayerConfig& config, const Shape& shape, index_t p) {
     for (int axis = 2; axis < shape.rank(); ++axis) inner *= shape[axis];
   switch (config.form) {
     case Form::batch_1d:
-    case Form::batch_2d: return (p / inner) % channels;
+    case Form::batch_2d:
+    case Form::batch_3d: return (p / inner) % channels;
     case Form::layer: return p / channels;
-    case Form::instance_2d: return p / inner;
+    case Form::instance_1d:
+    case Form::instance_2d:
+    case Form::instance_3d: return p / inner;
     case Form::group: {
       const index_t sample = p / (channels * inner), channel = (p / inner) % channels;
       return sample * config.num_groups + channel / (channels / config.num_groups);

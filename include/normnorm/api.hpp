@@ -40,7 +40,7 @@ struct ForwardArgs {
   Span<const T> weight, bias;  // num_affine() values each when affine; ignored otherwise
   RunningStats<T> running;     // batch forms with track_running_stats; ignored otherwise
   NoiseSource<T> noise;        // needed in training when noise_train > 0
-  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: batch 2d, instance and group forms
+  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: batch/instance 2d/3d and group forms
 };
 
 template <class T>
@@ -160,8 +160,10 @@ inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryF
   NORMNORM_RETURN_IF_ERROR(config.check_layout(shape, plan.layout));
   const Layout logical = plan.layout;  // a copy: plan.layout changes below
   if (format == MemoryFormat::channels_last) {
-    if (config.form != Form::batch_2d && config.form != Form::instance_2d && config.form != Form::group)
-      return fail(config, "channels_last needs a batch 2d, instance or group layer");
+    // PyTorch's torch.channels_last (4-D) and channels_last_3d (5-D); the group form takes any rank >= 3.
+    const Form f = config.form;
+    if (f != Form::batch_2d && f != Form::instance_2d && f != Form::batch_3d && f != Form::instance_3d && f != Form::group)
+      return fail(config, "channels_last needs a batch 2d/3d, instance 2d/3d or group layer");
     if (shape.rank() < 3) return fail(config, "channels_last needs an input of rank 3 or more, got " + shape.to_string());
     if (fixed_map) {  // rows of C values, each lane its own channel
       plan.layout = Layout{logical.outer * logical.inner, logical.channels, 1, 1, true};
@@ -170,8 +172,9 @@ inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryF
     plan.transposition = {logical.outer, logical.inner, logical.channels};
     return {};
   }
-  if (config.form == Form::batch_1d && logical.channels > 1 && !fixed_map) {
-    // Groups are columns: run them as (1, C, N) rows.
+  if (config.form == Form::batch_1d && logical.inner == 1 && logical.channels > 1 && !fixed_map) {
+    // (N, C) (or (N, C, 1)): groups are columns, so run them as (1, C, N) rows.
+    // (N, C, L) with L > 1 already has runs of one channel, as batch 2d.
     plan.layout = Layout{1, logical.channels, logical.outer, 1, true};
     plan.transposition = {1, logical.outer, logical.channels};
     plan.noise_keyed_in_engine_order = false;

@@ -35,7 +35,7 @@ struct EvaluationCache {
   std::vector<T> constants;      // 9 per channel (engine::ChannelMaps)
   std::vector<double> lambda;    // each channel's running lambda
   std::vector<double> key;       // eps, then per channel mean, var, lambda, gamma, beta: what it was built from
-  std::vector<float> polynomial_tables;  // EvaluationMap::polynomial, float batch 2d: 1 KiB per channel
+  std::vector<float> polynomial_tables;  // EvaluationMap::polynomial, float batch forms: 1 KiB per channel
 
   // Bytes it holds for `channels` channels (tables: with the polynomial map).
   static std::size_t bytes_for(index_t channels, bool polynomial) {

@@ -35,10 +35,11 @@ inline Status validate_prepared_config(const LayerConfig& config) {
   return {};
 }
 
-// Whether the cache can take the polynomial map's tables: float batch 2d with the option on.
+// Whether the cache holds the polynomial map's tables: float batch forms with the
+// option on (used by inputs with runs of one channel: (N, C, L), NCHW, NCDHW).
 template <class T>
 inline bool cache_wants_tables(const LayerConfig& config) {
-  return std::is_same_v<T, float> && config.form == Form::batch_2d &&
+  return std::is_same_v<T, float> && is_batch_form(config.form) &&
          config.options.evaluation_map == EvaluationMap::polynomial;
 }
 

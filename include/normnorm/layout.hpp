@@ -1,12 +1,15 @@
 #pragma once
 // The layout descriptor: which values form a group, and which affine parameter
-// each value uses. The engine sees only this; the five forms differ only in how
+// each value uses. The engine sees only this; the forms differ only in how
 // their adapters fill it in.
 //
 // The input is viewed, in PyTorch's row-major order, as (outer, channels, inner):
 //   batch 1d  (N, C)        -> outer N, channels C, inner 1,   one channel per group, groups span the batch
+//   batch 1d  (N, C, L)     -> outer N, channels C, inner L,   one channel per group, groups span the batch
 //   batch 2d  (N, C, H, W)  -> outer N, channels C, inner H*W, one channel per group, groups span the batch
-//   instance  (N, C, H, W)  -> outer N, channels C, inner H*W, one channel per group
+//   batch 3d  (N, C, D, H, W) -> as batch 2d, inner D*H*W
+//   instance  (N, C, L), (N, C, H, W), (N, C, D, H, W) -> outer N, channels C, inner L, H*W or D*H*W,
+//                              one channel per group
 //   group     (N, C, ...)   -> outer N, channels C, inner prod(...), C/G channels per group
 //   layer     (..., *norm)  -> outer prod(...), channels prod(norm), inner 1, all channels in one group
 // A group is a list of segments (one per sample, or one per batch when groups

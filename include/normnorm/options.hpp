@@ -7,8 +7,10 @@
 
 namespace normnorm {
 
-// Which of the five layer forms a configuration describes.
-enum class Form { batch_1d, batch_2d, layer, group, instance_2d };
+// Which layer form a configuration describes: the paper's five, then the 1-D/3-D
+// forms PyTorch users expect (appended, so the first five keep their values).
+// batch_1d takes (N, C) and (N, C, L), as PyTorch's BatchNorm1d.
+enum class Form { batch_1d, batch_2d, layer, group, instance_2d, batch_3d, instance_1d, instance_3d };
 
 // Training estimates statistics (and adds noise); evaluation uses running
 // statistics where the form has them.
@@ -50,12 +52,17 @@ struct Options {
   EvaluationMap evaluation_map = EvaluationMap::exact;  // batch forms in evaluation (float)
 };
 
-// The options a form starts from: the paper's defaults for it.
+// The forms with running statistics (one group per channel, over the batch).
+inline bool is_batch_form(Form form) {
+  return form == Form::batch_1d || form == Form::batch_2d || form == Form::batch_3d;
+}
+
+// The options a form starts from: the paper's defaults for it (the 1-D and 3-D
+// batch and instance forms take those of their 2-D form).
 inline Options default_options(Form form) {
   Options options;
   if (form == Form::layer) options.noise_train = 1.0;
-  if (form == Form::layer || form == Form::group || form == Form::instance_2d)
-    options.track_running_stats = false;
+  if (!is_batch_form(form)) options.track_running_stats = false;
   return options;
 }
 
@@ -66,6 +73,9 @@ inline const char* form_name(Form form) {
     case Form::layer: return "LayerNormalNorm";
     case Form::group: return "GroupNormalNorm";
     case Form::instance_2d: return "InstanceNormalNorm2d";
+    case Form::batch_3d: return "BatchNormalNorm3d";
+    case Form::instance_1d: return "InstanceNormalNorm1d";
+    case Form::instance_3d: return "InstanceNormalNorm3d";
   }
   return "NormalNorm";
 }
@@ -92,7 +102,6 @@ inline const char* estimator_name(LambdaEstimator estimator) {
   return "unknown";
 }
 
-inline bool is_batch_form(Form form) { return form == Form::batch_1d || form == Form::batch_2d; }
 NORMNORM_TARGET_NAMESPACE_END
 
 }  // namespace normnorm

@@ -69,6 +69,12 @@ inline LayerConfig config_from_case(const Json& spec) {
   if (layer == "batch_normal_norm_2d") return LayerConfig::batch_normal_norm_2d(channels, apply(default_options(Form::batch_2d)));
   if (layer == "instance_normal_norm_2d")
     return LayerConfig::instance_normal_norm_2d(channels, apply(default_options(Form::instance_2d)));
+  // The 1-D/3-D forms (cases made by tests/golden_ranks/make_cases.py); batch 1d also takes (N, C, L).
+  if (layer == "batch_normal_norm_3d") return LayerConfig::batch_normal_norm_3d(channels, apply(default_options(Form::batch_3d)));
+  if (layer == "instance_normal_norm_1d")
+    return LayerConfig::instance_normal_norm_1d(channels, apply(default_options(Form::instance_1d)));
+  if (layer == "instance_normal_norm_3d")
+    return LayerConfig::instance_normal_norm_3d(channels, apply(default_options(Form::instance_3d)));
   if (layer == "group_normal_norm")
     return LayerConfig::group_normal_norm(static_cast<index_t>(o["num_groups"].number), channels,
                                           apply(default_options(Form::group)));

@@ -65,7 +65,7 @@ template <class T>
 struct Forward {
   LayerConfig config;
   Execution execution{};
-  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: the map's dimensions are (N, H, W, C)
+  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: the map's dimensions are (N, [D,] H, W, C)
 
   template <int Rank>
   void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,

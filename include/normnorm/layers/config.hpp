@@ -37,6 +37,15 @@ struct LayerConfig {
   static LayerConfig instance_normal_norm_2d(index_t num_features, Options options = default_options(Form::instance_2d)) {
     return make(Form::instance_2d, num_features, {}, 1, options);
   }
+  static LayerConfig batch_normal_norm_3d(index_t num_features, Options options = default_options(Form::batch_3d)) {
+    return make(Form::batch_3d, num_features, {}, 1, options);
+  }
+  static LayerConfig instance_normal_norm_1d(index_t num_features, Options options = default_options(Form::instance_1d)) {
+    return make(Form::instance_1d, num_features, {}, 1, options);
+  }
+  static LayerConfig instance_normal_norm_3d(index_t num_features, Options options = default_options(Form::instance_3d)) {
+    return make(Form::instance_3d, num_features, {}, 1, options);
+  }
 
   const char* name() const { return form_name(form); }
   bool has_running_stats() const { return is_batch_form(form) && options.track_running_stats; }
@@ -69,24 +78,27 @@ struct LayerConfig {
   Status check_layout(const Shape& shape, Layout& layout) const {
     // Messages are built only on failure: this runs on every call, including
     // the allocation-free inference path.
+    auto c = [this] { return std::to_string(num_features); };
     switch (form) {
-      case Form::batch_1d:
-        if (shape.rank() != 2) return reject("expected 2-D input (N, " + std::to_string(num_features) + ")", shape);
-        if (shape[1] != num_features) return reject_channels(shape);
-        layout = Layout{shape[0], shape[1], 1, 1, true};
-        return {};
+      case Form::batch_1d:  // (N, C) or (N, C, L): one channel over N (and L)
+        if (shape.rank() != 2 && shape.rank() != 3)
+          return reject("expected 2-D input (N, " + c() + ") or 3-D input (N, " + c() + ", L)", shape);
+        return per_channel_layout(shape, true, layout);
+      case Form::instance_1d:
+        if (shape.rank() != 3) return reject("expected 3-D input (N, " + c() + ", L)", shape);
+        return per_channel_layout(shape, false, layout);
       case Form::batch_2d:
       case Form::instance_2d:
-        if (shape.rank() != 4) return reject("expected 4-D input (N, " + std::to_string(num_features) + ", H, W)", shape);
-        if (shape[1] != num_features) return reject_channels(shape);
-        layout = Layout{shape[0], shape[1], shape[2] * shape[3], 1, form == Form::batch_2d};
-        return {};
+        if (shape.rank() != 4) return reject("expected 4-D input (N, " + c() + ", H, W)", shape);
+        return per_channel_layout(shape, form == Form::batch_2d, layout);
+      case Form::batch_3d:
+      case Form::instance_3d:
+        if (shape.rank() != 5) return reject("expected 5-D input (N, " + c() + ", D, H, W)", shape);
+        return per_channel_layout(shape, form == Form::batch_3d, layout);
       case Form::group: {
-        if (shape.rank() < 2) return reject("expected input (N, " + std::to_string(num_features) + ", ...)", shape);
+        if (shape.rank() < 2) return reject("expected input (N, " + c() + ", ...)", shape);
         if (shape[1] != num_features) return reject_channels(shape);
-        index_t inner = 1;
-        for (int axis = 2; axis < shape.rank(); ++axis) inner *= shape[axis];
-        layout = Layout{shape[0], shape[1], inner, num_features / num_groups, false};
+        layout = Layout{shape[0], shape[1], spatial_size(shape), num_features / num_groups, false};
         return {};
       }
       case Form::layer: {
@@ -106,7 +118,7 @@ struct LayerConfig {
       }
     }
     layout = Layout{};
-        return {};
+    return {};
   }
 
  private:
@@ -118,6 +130,19 @@ struct LayerConfig {
     config.num_groups = num_groups;
     config.options = options;
     return config;
+  }
+  // Product of the axes after (N, C): 1 for (N, C).
+  static index_t spatial_size(const Shape& shape) {
+    index_t inner = 1;
+    for (int axis = 2; axis < shape.rank(); ++axis) inner *= shape[axis];
+    return inner;
+  }
+  // The batch and instance forms of every rank: one channel per group, over the
+  // spatial axes, and over the batch too for the batch forms.
+  Status per_channel_layout(const Shape& shape, bool spans_batch, Layout& layout) const {
+    if (shape[1] != num_features) return reject_channels(shape);
+    layout = Layout{shape[0], shape[1], spatial_size(shape), 1, spans_batch};
+    return {};
   }
   Status reject(const std::string& expected, const Shape& shape) const {
     return Status::invalid_argument(std::string("normnorm: ") + name() + ": " + expected + ", got " + shape.to_string());

@@ -302,4 +302,25 @@ class InstanceNormalNorm2d : public NormalNormModule<T> {
       : NormalNormModule<T>(LayerConfig::instance_normal_norm_2d(num_features, options), seed) {}
 };
 
+template <class T = float>
+class BatchNormalNorm3d : public NormalNormModule<T> {
+ public:
+  explicit BatchNormalNorm3d(index_t num_features, Options options = default_options(Form::batch_3d), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::batch_normal_norm_3d(num_features, options), seed) {}
+};
+
+template <class T = float>
+class InstanceNormalNorm1d : public NormalNormModule<T> {
+ public:
+  explicit InstanceNormalNorm1d(index_t num_features, Options options = default_options(Form::instance_1d), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::instance_normal_norm_1d(num_features, options), seed) {}
+};
+
+template <class T = float>
+class InstanceNormalNorm3d : public NormalNormModule<T> {
+ public:
+  explicit InstanceNormalNorm3d(index_t num_features, Options options = default_options(Form::instance_3d), std::uint64_t seed = 0)
+      : NormalNormModule<T>(LayerConfig::instance_normal_norm_3d(num_features, options), seed) {}
+};
+
 }  // namespace normnorm
