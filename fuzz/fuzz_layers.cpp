@@ -1200,6 +1200,7 @@ void check_dtype(const Recipe& r) {
   const bool philox_draws_differ =
       r.noise_kind == 1 && std::strcmp(nn::resolved_simd_arch(s.simd_path), nn::resolved_simd_arch(nn::SimdPath::native)) != 0;
   const auto out_scalar = outputs_of(scalar, r.arrangement, n);
+  const auto facts_scalar = group_facts(s, scalar, layout, out_scalar);
   const std::vector<T> grad_scalar = run_backward ? grad_input_of(scalar, r.grad_input_in_place, n) : std::vector<T>{};
   for (index_t g = 0; g < layout.num_groups(); ++g) {
     const GroupFacts& f = facts[static_cast<std::size_t>(g)];
@@ -1219,7 +1220,11 @@ void check_dtype(const Recipe& r) {
     const double c = std::sqrt(o.eps);
     const double edge = std::min(std::abs(std::abs(lambda_scalar) - c), std::abs(std::abs(2.0 - lambda_scalar) - c));
     if (o.power_transform && edge <= 2 * dlambda + tol * (1 + std::abs(lambda_scalar))) continue;
-    const double out_allowance = tol * std::max(1.0, f.out_scale) * 0.1 + f.psi_l_max * dlambda;
+    // y is convex in lambda on each side of the edge, so |dy/dlambda| between the two
+    // lambdas is at most its larger value at either end (the slope at one end alone
+    // underestimates a difference the size a searched lambda may have).
+    const double psi_l_bound = std::max(f.psi_l_max, facts_scalar[gi].psi_l_max);
+    const double out_allowance = tol * std::max(1.0, f.out_scale) * 0.1 + psi_l_bound * dlambda;
     for (index_t seg = 0; seg < layout.segments_per_group(); ++seg) {
       const index_t base = layout.segment_offset(g, seg);
       for (index_t i = 0; i < layout.segment_length(); ++i) {
