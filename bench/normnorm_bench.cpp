@@ -70,6 +70,9 @@ struct Case {
       case Form::layer: return LayerConfig::layer_normal_norm({shape[shape.rank() - 1]});  // last axis
       case Form::group: return LayerConfig::group_normal_norm(num_groups, shape[1]);
       case Form::instance_2d: return LayerConfig::instance_normal_norm_2d(shape[1]);
+      case Form::batch_3d: return LayerConfig::batch_normal_norm_3d(shape[1]);
+      case Form::instance_1d: return LayerConfig::instance_normal_norm_1d(shape[1]);
+      case Form::instance_3d: return LayerConfig::instance_normal_norm_3d(shape[1]);
     }
     return LayerConfig{};
   }

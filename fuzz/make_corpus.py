@@ -29,6 +29,16 @@ SCALES = [1, 1, 1, 0.5, 2, 1e-3, 1e3, 1e-8, 1e8, 1e-20, 1e20, 1e-38, 1e38]
 OFFSETS = [0, 0, 0, 1, -3, 0.1, 1e3, -1e6, 1e9, 3.5]
 MODES = {"moderate": 0, "lognormal": 1, "constant": 2, "all_equal_but_one": 3, "two_values": 4, "ties": 5,
          "heavy": 6, "ramp": 7, "raw": 8, "mixed": 9}
+ESTIMATORS = {"newton_step": 0, "gradient_step": 1, "newton": 2, "exact": 3}
+SIMD_PATHS = {"automatic": 0, "scalar": 1, "native": 2, "sse2": 3, "avx2": 4, "avx512": 5}
+COUNTS = {"as_decoded": 0, "negative": 4, "max": 5, "below_max": 6, "min": 7}
+ALIASES = {"none": 0, "var_is_mean": 1, "lambda_in_var": 2, "norm_is_lambda": 3, "mean_in_input": 4, "var_is_output": 5,
+           "lambda_in_weight": 6, "norm_in_bias": 7, "mean_in_noise": 8, "count_in_mean": 9, "count_in_input": 10,
+           "count_in_output": 11}
+MISMATCHES = ["none", "form", "num_groups", "estimator", "newton_iterations", "affine", "standardize", "power_transform",
+              "eps", "alpha", "order", "noise_train", "momentum", "track_running_stats", "evaluation_map",
+              "normalized_shape"]
+EXTENSION_MARKER = 0xA5
 SPECIALS = {"nan": 0, "inf": 1, "-inf": 2, "max": 3, "-max": 4, "half_max": 5, "denorm": 6, "-denorm": 7,
             "min_normal": 8, "zero": 9, "-zero": 10, "huge": 11, "sqrt_max": 12, "tiny": 13}
 
@@ -78,7 +88,7 @@ class Seed:
 def make(form="batch2d", dims=(4, 3, 5, 5), eps="default", momentum="0.1", noise="default", order=2, alpha=1,
          affine=True, track=True, standardize=True, power=True, mode="train", prime=False, breakage=0,
          running_init=0, noise_kind=1, noise_seed=7, noise_call=0, arrangement=0, nulls=0, grad_in_place=False,
-         x=None, grad=None, weight=None, bias=None, running=None, normals=None, raw=b""):
+         x=None, grad=None, weight=None, bias=None, running=None, normals=None, raw=b"", ext=None):
     s = Seed()
     s.integer(FORMS[form], 0, 4)
     s.integer(EPS[eps], 0, 31)
@@ -127,8 +137,57 @@ def make(form="batch2d", dims=(4, 3, 5, 5), eps="default", momentum="0.1", noise
     s.specials(bool(normals.get("specials")), s.data(**normals))
     s.integer(0 if weight else 1, 0, 3)
     s.integer(0 if bias else 1, 0, 3)
+    if ext is not None:
+        extension(s, **ext)
     s.front = raw
     return s.bytes()
+
+
+def extension(s, estimator="newton_step", iterations=1, polynomial=False, simd_path="automatic", count="as_decoded",
+              alias="none", mismatch="none", choice=0):
+    """The fields decode_extension() reads, behind the marker (newton_iterations 0 and 17 are invalid)."""
+    s.integer(EXTENSION_MARKER, 0, 255)
+    s.integer(ESTIMATORS[estimator], 0, 3)
+    s.integer({0: 17, 17: 18}.get(iterations, iterations), 0, 18)
+    s.integer(1 if polynomial else 0, 0, 255)
+    s.integer(SIMD_PATHS[simd_path], 0, 5)
+    s.integer(COUNTS[count], 0, 7)
+    s.integer(ALIASES[alias] + 4 if alias != "none" else 0, 0, 15)
+    m = MISMATCHES.index(mismatch)
+    s.integer(m + 15 if m else 0, 0, 30)
+    s.integer(choice, 0, 255)
+
+
+def extension_seeds():
+    """Seeds for the extension fields: estimators, evaluation maps, SIMD paths, counts, aliasing, mismatches."""
+    lognormal = {"mode": "lognormal", "seed": 3, "skew": 8}
+    yield "ext_exact_group", make("group", (3, 2, 3, 7, 2), x=lognormal, ext={"estimator": "exact"})
+    yield "ext_exact_batch1d", make("batch1d", (32, 5), x=lognormal, ext={"estimator": "exact", "simd_path": "avx2"})
+    yield "ext_newton4_layer", make("layer", ((3,), (21,)), x=lognormal, ext={"estimator": "newton", "iterations": 4})
+    yield "ext_newton16_instance", make("instance", (2, 3, 6, 7), x=lognormal, ext={"estimator": "newton", "iterations": 16})
+    yield "ext_newton0_invalid", make(ext={"estimator": "newton", "iterations": 0})
+    yield "ext_newton17_invalid", make(ext={"estimator": "newton", "iterations": 17})
+    yield "ext_gradient_step", make("batch1d", (9, 3), x=lognormal, ext={"estimator": "gradient_step"})
+    yield "ext_polynomial_eval", make(mode="eval", prime=True, x=lognormal, ext={"polynomial": True})
+    yield "ext_polynomial_eval_running", make("batch1d", (16, 7), mode="eval", running_init=1,
+                                              ext={"polynomial": True, "simd_path": "avx2"})
+    for path in ("scalar", "native", "sse2", "avx2", "avx512"):
+        yield "ext_simd_" + path, make(x=lognormal, ext={"simd_path": path})
+    yield "ext_count_negative", make(ext={"count": "negative"})
+    yield "ext_count_min_eval", make(mode="eval", ext={"count": "min"})
+    yield "ext_count_max_cumulative", make("batch1d", (9, 3), momentum="none", x=lognormal, ext={"count": "max"})
+    yield "ext_count_below_max_primed", make(mode="eval", prime=True, momentum="none", ext={"count": "below_max"})
+    for alias in list(ALIASES)[1:]:
+        noise_kind = 2 if alias == "mean_in_noise" else 1
+        yield "ext_alias_" + alias, make("batch1d", (8, 4), noise_kind=noise_kind, ext={"alias": alias})
+    mismatch_forms = {"num_groups": ("group", (2, 2, 3, 5)), "normalized_shape": ("layer", ((2, 3), (4, 5))),
+                      "form": ("batch2d", (4, 3, 5, 5))}
+    for choice, mismatch in enumerate(MISMATCHES[1:]):
+        form, dims = mismatch_forms.get(mismatch, ("instance" if choice % 2 else "batch2d", (3, 4, 5, 5)))
+        yield "ext_mismatch_" + mismatch, make(form, dims, x=lognormal, ext={"mismatch": mismatch, "choice": choice})
+    yield "ext_mismatch_form_batch1d", make("batch1d", (16, 4), x=lognormal, ext={"mismatch": "form", "choice": 1})
+    yield "ext_mismatch_estimator_exact", make("group", (2, 2, 3, 5), x=lognormal,
+                                               ext={"estimator": "exact", "mismatch": "estimator", "choice": 2})
 
 
 def seeds():
@@ -189,6 +248,7 @@ def seeds():
     yield "moderate_running_stats", make(mode="eval", running_init=1)
     yield "raw_bits", make("layer", ((2,), (12,)), x={"mode": "raw"},
                            raw=struct.pack("<8f", 1.0, -2.5, float("nan"), 3.4e38, 1e-45, 0.0, -0.0, 7.0) * 3)
+    yield from extension_seeds()
 
 
 def main():

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <limits>
 #include <optional>
@@ -71,7 +72,11 @@ inline Status validate_options(const LayerConfig& config) {
 inline std::string config_difference(const LayerConfig& saved, const LayerConfig& requested) {
   const Options& a = saved.options;
   const Options& b = requested.options;
-  auto text = [](double value) { return std::to_string(value); };
+  auto text = [](double value) {  // every digit: 1e-5 and 1e-5 (1 + 1e-15) must read differently
+    char digits[32];
+    std::snprintf(digits, sizeof digits, "%.17g", value);
+    return std::string(digits);
+  };
   auto flag = [](bool value) { return std::string(value ? "true" : "false"); };
   auto momentum = [](const std::optional<double>& m) { return m ? std::to_string(*m) : std::string("none"); };
   auto differs = [](const std::string& name, const std::string& was, const std::string& now) {
