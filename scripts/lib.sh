@@ -12,6 +12,7 @@ NORMNORM_DEB_PACKAGES=(
   g++ cmake make pkg-config
   libeigen3-dev libxsimd-dev
   catch2 librandom123-dev libbenchmark-dev zlib1g-dev
+  libzip-dev nlohmann-json3-dev
 )
 
 # Extra packages for the sanitizer and fuzzing stages of scripts/test: Clang 14 with
