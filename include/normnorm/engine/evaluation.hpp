@@ -77,14 +77,14 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
   ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
                       base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels, false};
   for (index_t c = 0; c < channels; ++c) {
-    ctx.mean[c] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
-    ctx.var[c] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
-    ctx.rstd[c] = options.standardize ? 1.0 / std::sqrt(ctx.var[c] + options.eps) : 1.0;
-    ctx.lambda[c] = static_cast<double>(running.lambda[c]);
-    const auto transform = math::PowerTransform<T>::make(ctx.lambda[c], sqrt_eps, true);
+    ctx.mean[static_cast<std::size_t>(c)] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
+    ctx.var[static_cast<std::size_t>(c)] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
+    ctx.rstd[static_cast<std::size_t>(c)] = options.standardize ? 1.0 / std::sqrt(ctx.var[static_cast<std::size_t>(c)] + options.eps) : 1.0;
+    ctx.lambda[static_cast<std::size_t>(c)] = static_cast<double>(running.lambda[c]);
+    const auto transform = math::PowerTransform<T>::make(ctx.lambda[static_cast<std::size_t>(c)], sqrt_eps, true);
     const double gamma = weight ? static_cast<double>(weight[c]) : 1.0;
-    base[c] = T(ctx.mean[c]);
-    base[channels + c] = T(ctx.rstd[c]);
+    base[c] = T(ctx.mean[static_cast<std::size_t>(c)]);
+    base[channels + c] = T(ctx.rstd[static_cast<std::size_t>(c)]);
     base[2 * channels + c] = bias ? bias[c] : T(0);
     base[3 * channels + c] = transform.nonneg.exponent;
     base[4 * channels + c] = transform.neg.exponent;
@@ -118,7 +118,7 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                  const index_t n = item / channels, c = item % channels;
                  const index_t offset = n * row + c * length;
                  if constexpr (std::is_same_v<T, float>)
-                   if (tables && pm::covers_lambda(ctx.lambda[c])) {
+                   if (tables && pm::covers_lambda(ctx.lambda[static_cast<std::size_t>(c)])) {
                      evaluate_run_with_polynomial<Arch>(x + offset, out + offset, length, maps, c,
                                                         tables + c * pm::table_size);
                      return;

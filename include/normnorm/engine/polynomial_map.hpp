@@ -156,14 +156,14 @@ inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& optio
                                       index_t channels) {
   static_assert(std::is_same_v<T, float>, "the polynomial map is float only");
   const auto inputs = [&](index_t c) {
-    return std::array<double, 3>{ctx.lambda[c], weight ? double(weight[c]) : 1.0, bias ? double(bias[c]) : 0.0};
+    return std::array<double, 3>{ctx.lambda[static_cast<std::size_t>(c)], weight ? double(weight[c]) : 1.0, bias ? double(bias[c]) : 0.0};
   };
   std::vector<double>& key = ctx.polynomial_key;
   const std::size_t key_size = static_cast<std::size_t>(3 * channels + 1);
   bool same = key.size() == key_size && key[0] == options.eps;
   for (index_t c = 0; same && c < channels; ++c) {
     const auto now = inputs(c);
-    for (int i = 0; i < 3; ++i) same = same && key[static_cast<std::size_t>(1 + 3 * c + i)] == now[i];
+    for (int i = 0; i < 3; ++i) same = same && key[static_cast<std::size_t>(1 + 3 * c + i)] == now[static_cast<std::size_t>(i)];
   }
   if (same) return ctx.polynomial_tables.data();
   key.resize(key_size);
@@ -172,7 +172,7 @@ inline const float* polynomial_tables(SavedContext<T>& ctx, const Options& optio
   const double sqrt_eps = std::sqrt(options.eps);
   for (index_t c = 0; c < channels; ++c) {
     const auto now = inputs(c);
-    for (int i = 0; i < 3; ++i) key[static_cast<std::size_t>(1 + 3 * c + i)] = now[i];
+    for (int i = 0; i < 3; ++i) key[static_cast<std::size_t>(1 + 3 * c + i)] = now[static_cast<std::size_t>(i)];
     pm::build_channel_table(now[0], sqrt_eps, now[1], now[2], ctx.polynomial_tables.data() + c * pm::table_size);
   }
   return ctx.polynomial_tables.data();
