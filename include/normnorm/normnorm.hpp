@@ -18,3 +18,4 @@
 #include "normnorm/eigen/functors.hpp"
 #include "normnorm/layers/module.hpp"
 #include "normnorm/io/npy.hpp"
+#include "normnorm/detail/kernel_instantiations.hpp"

@@ -1,6 +1,7 @@
-// Compiled (not run) by the warnings.* tests with -Wall -Wextra -Wpedantic -Wshadow
-// -Wconversion -Werror, as a consumer would: every form, both types, forward and
-// backward through the module classes, the raw API and the Eigen functors.
+// Compiled by the warnings.* tests with -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+// -Werror, as a consumer would, and run (linked with normnorm::compiled) by
+// compiled_kernels: every form, both types, forward and backward through the module
+// classes, the raw API and the Eigen functors.
 #include <normnorm/normnorm.hpp>
 
 #include <vector>
@@ -42,7 +43,11 @@ T run_eigen() {
   std::vector<T> x(12, T(1)), y(12);
   x[3] = T(2);
   x[7] = T(-1);
-  normnorm::eigen::Forward<T> forward{normnorm::LayerConfig::batch_normal_norm_1d(3)};
+  normnorm::Options options = normnorm::default_options(normnorm::Form::batch_1d);
+  options.affine = false;
+  options.track_running_stats = false;
+  options.noise_train = 0;
+  normnorm::eigen::Forward<T> forward{normnorm::LayerConfig::batch_normal_norm_1d(3, options)};
   normnorm::SavedContext<T> context;
   forward(normnorm::Mode::train, normnorm::eigen::ConstTensorMap<T, 2>(x.data(), 4, 3),
           normnorm::eigen::TensorMap<T, 2>(y.data(), 4, 3), {}, {}, {}, context);
