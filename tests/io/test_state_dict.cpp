@@ -127,6 +127,13 @@ std::vector<unsigned char> read_bytes(const std::string& path) {
   return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
+// A module buffer's values, whether its accessor returns std::vector<T>& or Span<T>.
+template <class Buffer>
+std::vector<double> values_of(Buffer&& buffer) {
+  const auto* data = io::detail::data_of(buffer);
+  return std::vector<double>(data, data + io::detail::size_of(buffer));
+}
+
 std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("normnorm_io_test_" + name)).string();
 }
@@ -242,10 +249,10 @@ TEST_CASE("state dict: a module saved and loaded again is unchanged in both form
     io::load_state_dict(loaded, io::read_state_dict(path), "head.");
     CHECK(loaded.weight() == trained.weight());
     CHECK(loaded.bias() == trained.bias());
-    CHECK(loaded.running_mean() == trained.running_mean());
-    CHECK(loaded.running_var() == trained.running_var());
-    CHECK(loaded.running_lambda() == trained.running_lambda());
-    CHECK(loaded.running_norm() == trained.running_norm());
+    CHECK(values_of(loaded.running_mean()) == values_of(trained.running_mean()));
+    CHECK(values_of(loaded.running_var()) == values_of(trained.running_var()));
+    CHECK(values_of(loaded.running_lambda()) == values_of(trained.running_lambda()));
+    CHECK(values_of(loaded.running_norm()) == values_of(trained.running_norm()));
     std::remove(path.c_str());
   }
 }
@@ -292,7 +299,7 @@ TEST_CASE("state dict: strict load reports every problem in one error and change
   partial.insert("features.0.surprise", good.arrays.at("features.0.weight"));
   REQUIRE(io::try_load_state_dict(module, partial, "features.0", false).ok());
   CHECK(module.weight()[0] == static_cast<float>(entry_value("weight", 0, 0)));
-  CHECK(module.running_mean()[0] == 0.0f);
+  CHECK(values_of(module.running_mean())[0] == 0.0);
   partial.insert("features.0.running_var", poisoned);
   CHECK(!io::try_load_state_dict(module, partial, "features.0", false).ok());
 }
@@ -377,4 +384,15 @@ TEST_CASE("state dict: damaged files are errors naming the file and never crashe
   write_bytes(not_npy, {'P', 'K', 1, 2});
   CHECK_THAT(io::try_read_npz(not_npy, out).message(), Catch::Contains("not a readable zip"));
   std::remove(not_npy.c_str());
+}
+
+TEST_CASE("state dict: the buffer helpers take std::vector and Span alike", "[io]") {
+  // module.hpp's accessors may return either; module_state.hpp reads both the same way.
+  std::vector<float> values{1.0f, 2.0f, 3.0f};
+  const nn::Span<float> span{values.data(), 3};
+  CHECK(io::detail::data_of(values) == values.data());
+  CHECK(io::detail::size_of(values) == 3);
+  CHECK(io::detail::data_of(span) == values.data());
+  CHECK(io::detail::size_of(span) == 3);
+  CHECK(values_of(span) == std::vector<double>{1.0, 2.0, 3.0});
 }
