@@ -218,6 +218,11 @@ TEST_CASE("state dict: files written round-trip bytes and dtypes and shapes in b
   CHECK_THAT(bf16.message(), Catch::Contains("bf16") && Catch::Contains("BF16"));
   CHECK(!std::filesystem::exists(npz));
 
+  // An empty dict is an empty archive (what numpy.savez() writes) and reads back empty.
+  io::write_npz(npz, io::StateDict{});
+  CHECK(std::filesystem::file_size(npz) == 22);
+  CHECK(io::read_npz(npz).size() == 0);
+
   dict.arrays.erase("bf16");
   for (bool compress : {false, true}) {
     io::write_npz(npz, dict, compress);

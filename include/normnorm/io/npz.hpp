@@ -192,6 +192,14 @@ inline Status try_write_npz(const std::string& path, const StateDict& dict, bool
     image.insert(image.end(), array.bytes.begin(), array.bytes.end());
     images.push_back(std::move(image));
   }
+  if (dict.arrays.empty()) {
+    // libzip writes no file for an archive without members; numpy.savez() writes the
+    // bare end-of-central-directory record: so do we.
+    std::vector<unsigned char> empty(22, 0);
+    empty[0] = 'P', empty[1] = 'K', empty[2] = 5, empty[3] = 6;
+    const Status written = detail::write_file_bytes(path, empty);
+    return written.ok() ? Status{} : detail::io_error(where, "cannot open file for writing");
+  }
   int code = 0;
   std::unique_ptr<zip_t, detail::ZipArchiveCloser> archive(zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code));
   if (!archive) return detail::io_error(where, "cannot open file for writing");
