@@ -7,11 +7,13 @@ NORMNORM_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Build directory; override with NORMNORM_BUILD_DIR=... if you want another one.
 NORMNORM_BUILD_DIR="${NORMNORM_BUILD_DIR:-${NORMNORM_ROOT}/build}"
 
-# Debian 12 packages needed to build, test, benchmark and run the examples.
+# Debian 12 packages needed to build, test, benchmark and run the examples
+# (libzip-dev and nlohmann-json3-dev: the optional normnorm::io; clang: the warnings.clang.* tests).
 NORMNORM_DEB_PACKAGES=(
   g++ cmake make pkg-config
   libeigen3-dev libxsimd-dev
   catch2 librandom123-dev libbenchmark-dev zlib1g-dev
+  libzip-dev nlohmann-json3-dev clang
 )
 
 # Extra packages for the sanitizer and fuzzing stages of scripts/test: Clang 14 with

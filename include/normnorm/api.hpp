@@ -100,15 +100,15 @@ inline Status validate_forward(const LayerConfig& config, Mode mode, const Forwa
     }
     if (!o.momentum && !rs.num_batches_tracked)
       return fail(config, "num_batches_tracked is null, but momentum is none (cumulative average needs the count)");
-    if (const std::int64_t* count = rs.num_batches_tracked) {
+    if (const std::int64_t* batches_tracked = rs.num_batches_tracked) {
       constexpr index_t count_bytes = sizeof(std::int64_t);
-      for (const auto& [pointer, name] : stats)
-        if (any_overlap(count, count_bytes, pointer, stat_bytes))
-          return fail(config, std::string("num_batches_tracked overlaps ") + name);
-      if (any_overlap(count, count_bytes, args.input, bytes) || any_overlap(count, count_bytes, args.output, bytes))
+      for (const auto& [stat, stat_name] : stats)
+        if (any_overlap(batches_tracked, count_bytes, stat, stat_bytes))
+          return fail(config, std::string("num_batches_tracked overlaps ") + stat_name);
+      if (any_overlap(batches_tracked, count_bytes, args.input, bytes) || any_overlap(batches_tracked, count_bytes, args.output, bytes))
         return fail(config, "num_batches_tracked overlaps input or output");
-      if (*count < 0)
-        return fail(config, "num_batches_tracked must be >= 0, got " + std::to_string(*count) +
+      if (*batches_tracked < 0)
+        return fail(config, "num_batches_tracked must be >= 0, got " + std::to_string(*batches_tracked) +
                                 " (a corrupt checkpoint?); nothing was written");
     }
   }

@@ -19,3 +19,4 @@
 #include "normnorm/eigen/functors.hpp"
 #include "normnorm/layers/module.hpp"
 #include "normnorm/io/npy.hpp"
+#include "normnorm/detail/kernel_instantiations.hpp"

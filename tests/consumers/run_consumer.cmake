@@ -121,4 +121,16 @@ string(REPLACE "." "\\." _ver_re "${NORMNORM_EXPECTED_VERSION}")
 if(NOT _out MATCHES "normnorm ${_ver_re}")
   message(FATAL_ERROR "[${CONSUMER_MODE}] expected 'normnorm ${NORMNORM_EXPECTED_VERSION}' in the output")
 endif()
+if(CONSUMER_MODE STREQUAL "export")
+  # Its install carries normnorm's package next to its own.
+  set(_prefix "${CONSUMER_BINARY_DIR}/prefix")
+  nn_run("install consumer" "${CMAKE_COMMAND}" --install "${_consumer_build}" --prefix "${_prefix}" ${_config_args})
+  foreach(_f share/cmake/consumer/consumerTargets.cmake share/cmake/normnorm/normnormConfig.cmake
+             share/cmake/normnorm/normnormTargets.cmake include/normnorm/normnorm.hpp)
+    if(NOT EXISTS "${_prefix}/${_f}")
+      message(FATAL_ERROR "[export] installed tree lacks ${_f}")
+    endif()
+  endforeach()
+endif()
+
 message(STATUS "[${CONSUMER_MODE}] OK")

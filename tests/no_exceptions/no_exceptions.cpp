@@ -31,6 +31,8 @@ static void expect_error(const nn::Status& status, nn::ErrorKind kind, const cha
   std::printf("%-44s -> %s\n", what, status.message().c_str());
 }
 
+static void check_io();  // the io block at the end of this file
+
 int main() {
   const nn::index_t n = 8, c = 3;
   nn::Options options = nn::default_options(nn::Form::batch_1d);
@@ -126,6 +128,59 @@ int main() {
                                       nn::RunningStats<float>{}, nn::NoiseSource<float>{}, context),
                nn::ErrorKind::invalid_argument, "differs from input shape", "eigen Forward::try_call, shapes differ");
 
+  check_io();
   std::printf("%s\n", failures == 0 ? "no-exceptions build: all checks passed" : "no-exceptions build: FAILED");
   return failures == 0 ? 0 : 1;
+}
+
+// --- io: every user-reachable error is a Status, never abort() --------------------
+#include <normnorm/io/npy.hpp>
+#if NORMNORM_TEST_IO
+#include <normnorm/io/io.hpp>
+#endif
+
+static void check_io() {
+  std::vector<float> values;
+  expect_error(nn::io::try_read_npy_as("/nonexistent/x.npy", values), nn::ErrorKind::invalid_argument,
+               "cannot open", "npy: missing file");
+  const unsigned char junk[] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 200, 0, '{'};
+  nn::io::NpyArray array;
+  expect_error(nn::io::try_parse_npy(junk, sizeof junk, array), nn::ErrorKind::invalid_argument, "truncated",
+               "npy: truncated header");
+  std::vector<unsigned char> bytes;
+  const float one = 1.0f;
+  expect_error(nn::io::try_serialize_npy(&one, {2, -1}, bytes), nn::ErrorKind::invalid_argument, "negative",
+               "npy: negative dimension");
+#if NORMNORM_TEST_IO
+  nn::io::StateDict dict;
+  expect_error(nn::io::try_read_state_dict("/nonexistent/model.npz", dict), nn::ErrorKind::invalid_argument,
+               "cannot open", "npz: missing file");
+  expect_error(nn::io::try_read_state_dict("/nonexistent/model.safetensors", dict), nn::ErrorKind::invalid_argument,
+               "cannot open", "safetensors: missing file");
+  const unsigned char not_json[] = {4, 0, 0, 0, 0, 0, 0, 0, '{', 'x', 'y', 'z'};
+  expect_error(nn::io::try_parse_safetensors(not_json, sizeof not_json, dict), nn::ErrorKind::invalid_argument,
+               "not a valid JSON", "safetensors: malformed header");
+  const unsigned char not_zip[] = {'P', 'K', 3, 4, 0, 0};
+  expect_error(nn::io::try_parse_npz(not_zip, sizeof not_zip, dict), nn::ErrorKind::invalid_argument, "zip",
+               "npz: not a zip archive");
+
+  // A module's state out and in again; then a bad load that changes nothing.
+  nn::BatchNormalNorm1d<float> layer(3);
+  layer.weight()[1] = 2.0f;
+  nn::io::StateDict saved;
+  expect(nn::io::try_state_dict(layer, "norm", saved).ok() && saved.size() == 7, "state_dict of a module");
+  std::vector<unsigned char> image;
+  expect(nn::io::try_serialize_safetensors(saved, image).ok(), "safetensors: serialize");
+  nn::io::StateDict back;
+  expect(nn::io::try_parse_safetensors(image.data(), image.size(), back).ok(), "safetensors: parse");
+  nn::BatchNormalNorm1d<float> fresh(3);
+  expect(nn::io::try_load_state_dict(fresh, back, "norm").ok() && fresh.weight()[1] == 2.0f, "load_state_dict");
+  nn::io::StateDict wrong = back;
+  wrong.insert("norm.bias", nn::io::Array::from_values(values.data(), {0}));
+  wrong.arrays.erase("norm.running_var");
+  nn::BatchNormalNorm1d<float> untouched(3);
+  expect_error(nn::io::try_load_state_dict(untouched, wrong, "norm"), nn::ErrorKind::invalid_argument,
+               "2 problem(s)", "load_state_dict: wrong shape and missing entry");
+  expect(untouched.weight()[1] == 1.0f, "a failed load changes nothing");
+#endif
 }

@@ -54,15 +54,15 @@ inline math::LambdaSensitivity<T> sensitivity_of(const SavedContext<T>& ctx, con
                                                  bool lambda_has_gradient) {
   math::LambdaSensitivity<T> k;
   if (!lambda_has_gradient) return k;
-  const double denominator = ctx.g2[g] + std::sqrt(options.eps);
+  const double denominator = ctx.g2[static_cast<std::size_t>(g)] + std::sqrt(options.eps);
   if (uses_gradient_step(options)) {
     k.k_g1 = T(-options.alpha);
   } else {
     k.k_g1 = T(-options.alpha / denominator);
-    k.k_g2 = T(options.alpha * ctx.g1[g] / (denominator * denominator));
+    k.k_g2 = T(options.alpha * ctx.g1[static_cast<std::size_t>(g)] / (denominator * denominator));
   }
-  k.A = T(ctx.mean_hd[g]);
-  k.D = T(ctx.mean_d[g]);
+  k.A = T(ctx.mean_hd[static_cast<std::size_t>(g)]);
+  k.D = T(ctx.mean_d[static_cast<std::size_t>(g)]);
   return k;
 }
 
@@ -79,9 +79,9 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   const double group_size = static_cast<double>(rq.layout.group_size());
   const bool lambda_has_gradient = ctx.batch_statistics && options.power_transform;
   const bool statistics_have_gradient = ctx.batch_statistics && options.standardize;
-  const auto standardize = Standardizer<T>::from(ctx.mean[g], ctx.rstd[g]);
+  const auto standardize = Standardizer<T>::from(ctx.mean[static_cast<std::size_t>(g)], ctx.rstd[static_cast<std::size_t>(g)]);
   const T rstd = standardize.rstd;
-  const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
+  const auto transform = math::PowerTransform<T>::make(ctx.lambda[static_cast<std::size_t>(g)], std::sqrt(options.eps), options.power_transform);
   const auto sensitivity = sensitivity_of(ctx, options, g, lambda_has_gradient);
   // newton(k) / exact: d lambda / d h_j from the search's trace (times M, to match
   // lambda_sensitivity's scaling).
@@ -93,7 +93,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
     return math::lambda_sensitivity(m, sensitivity);
   };
   // The noise only reaches grad_weight (through z); without it, skip replaying the draws.
-  const T sigma = rq.grad_weight ? T(ctx.noise_scale[g]) : T(0);
+  const T sigma = rq.grad_weight ? T(ctx.noise_scale[static_cast<std::size_t>(g)]) : T(0);
   // Without standardization the context holds mean 0 and rstd 1, so h = x exactly.
   // (Kept free of `cond ? batch : batch`: g++ 12 -O3 miscompiles that with AVX-512.)
   auto standardized = [&](auto value) { return standardize(value); };

@@ -199,10 +199,10 @@ inline void evaluate_with_running_stats(const Layout& layout, const Options& opt
                                         const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
                                         const Workers& workers) {
   for (index_t c = 0; c < layout.channels; ++c) {
-    ctx.mean[c] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
-    ctx.var[c] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
-    ctx.rstd[c] = options.standardize ? 1.0 / std::sqrt(ctx.var[c] + options.eps) : 1.0;
-    ctx.lambda[c] = static_cast<double>(running.lambda[c]);
+    ctx.mean[static_cast<std::size_t>(c)] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
+    ctx.var[static_cast<std::size_t>(c)] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
+    ctx.rstd[static_cast<std::size_t>(c)] = options.standardize ? 1.0 / std::sqrt(ctx.var[static_cast<std::size_t>(c)] + options.eps) : 1.0;
+    ctx.lambda[static_cast<std::size_t>(c)] = static_cast<double>(running.lambda[c]);
   }
   apply_evaluation<T, Arch>(layout, x, out, ctx.evaluation, workers);
 }

@@ -115,8 +115,8 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
                         bool update_running, double factor) {
   const Options& options = rq.options;
   const double group_size = static_cast<double>(rq.layout.group_size());
-  const auto standardize = Standardizer<T>::from(ctx.mean[g], ctx.rstd[g]);
-  const auto transform = math::PowerTransform<T>::make(ctx.lambda[g], std::sqrt(options.eps), options.power_transform);
+  const auto standardize = Standardizer<T>::from(ctx.mean[static_cast<std::size_t>(g)], ctx.rstd[static_cast<std::size_t>(g)]);
+  const auto transform = math::PowerTransform<T>::make(ctx.lambda[static_cast<std::size_t>(g)], std::sqrt(options.eps), options.power_transform);
   double spread = 0.0;  // norm = mean |y - mean(y)|
   if (!need_spread) {
     write_affine<T, Arch, false>(rq, g, standardize, transform, T(0));
@@ -135,7 +135,7 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
     });
     spread = deviation[0] / group_size;
     const double sigma = noisy ? options.noise_train * spread : 0.0;
-    ctx.noise_scale[g] = sigma;
+    ctx.noise_scale[static_cast<std::size_t>(g)] = sigma;
     write_affine<T, Arch, true>(rq, g, standardize, transform, T(sigma));
   }
   if (update_running) {
@@ -143,11 +143,11 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
     const double unbias = group_size / (group_size - 1.0);
     const RunningStats<T>& rs = rq.running;
     if (options.standardize) {
-      rs.mean[g] = T(blend(factor, ctx.mean[g], static_cast<double>(rs.mean[g])));
-      rs.var[g] = T(blend(factor, ctx.var[g] * unbias, static_cast<double>(rs.var[g])));
+      rs.mean[g] = T(blend(factor, ctx.mean[static_cast<std::size_t>(g)], static_cast<double>(rs.mean[g])));
+      rs.var[g] = T(blend(factor, ctx.var[static_cast<std::size_t>(g)] * unbias, static_cast<double>(rs.var[g])));
     }
     if (options.power_transform) {
-      rs.lambda[g] = T(blend(factor, ctx.lambda[g], static_cast<double>(rs.lambda[g])));
+      rs.lambda[g] = T(blend(factor, ctx.lambda[static_cast<std::size_t>(g)], static_cast<double>(rs.lambda[g])));
       rs.norm[g] = T(blend(factor, spread * unbias, static_cast<double>(rs.norm[g])));
     }
   }
@@ -170,7 +170,7 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, co
     const index_t first = b * block, count = std::min(block, groups - first);
     Standardizer<T> standardize[block];
     const T* rows[block] = {};
-    for (index_t k = 0; k < count; ++k) standardize[k] = Standardizer<T>::from(ctx.mean[first + k], ctx.rstd[first + k]);
+    for (index_t k = 0; k < count; ++k) standardize[k] = Standardizer<T>::from(ctx.mean[static_cast<std::size_t>(first + k)], ctx.rstd[static_cast<std::size_t>(first + k)]);
     const index_t length = layout.segment_length();
     for (index_t segment = 0; segment < layout.segments_per_group(); ++segment) {
       for (index_t k = 0; k < count; ++k) rows[k] = rq.x + layout.segment_offset(first + k, segment);
@@ -184,7 +184,7 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, co
                                                                   : math::LambdaSearchKind::newton;
   settings.newton_steps = rq.options.newton_iterations;
   math::search_lambda_unchecked<T, Arch>(interleaved, size, groups, settings, ctx.lambda_traces.data());
-  for (index_t g = 0; g < groups; ++g) ctx.lambda[g] = ctx.lambda_traces[static_cast<std::size_t>(g)].lambda;
+  for (index_t g = 0; g < groups; ++g) ctx.lambda[static_cast<std::size_t>(g)] = ctx.lambda_traces[static_cast<std::size_t>(g)].lambda;
 }
 
 }  // namespace detail
@@ -236,7 +236,7 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
   if (plan.fixed_map) {
     // A fixed per-element map: one pass (engine/evaluation.hpp).
     evaluate_with_running_stats<T, Arch>(layout, options, rq.x, rq.running, rq.out, ctx, workers);
-    for (index_t g = 0; g < groups; ++g) ctx.noise_scale[g] = 0.0;
+    for (index_t g = 0; g < groups; ++g) ctx.noise_scale[static_cast<std::size_t>(g)] = 0.0;
     ctx.valid = true;
     return no_failed_group;
   }
@@ -259,15 +259,15 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
       ctx.group_extremes[static_cast<std::size_t>(2 * g)] = stats.max_h;
       ctx.group_extremes[static_cast<std::size_t>(2 * g + 1)] = stats.max_minus_h;
     }
-    ctx.mean[g] = stats.mean;
-    ctx.var[g] = stats.var;
-    ctx.rstd[g] = stats.rstd;
-    ctx.lambda[g] = stats.lambda;
-    ctx.mean_hd[g] = stats.mean_hd;
-    ctx.mean_d[g] = stats.mean_d;
-    ctx.g1[g] = stats.g1;
-    ctx.g2[g] = stats.g2;
-    ctx.noise_scale[g] = 0.0;
+    ctx.mean[static_cast<std::size_t>(g)] = stats.mean;
+    ctx.var[static_cast<std::size_t>(g)] = stats.var;
+    ctx.rstd[static_cast<std::size_t>(g)] = stats.rstd;
+    ctx.lambda[static_cast<std::size_t>(g)] = stats.lambda;
+    ctx.mean_hd[static_cast<std::size_t>(g)] = stats.mean_hd;
+    ctx.mean_d[static_cast<std::size_t>(g)] = stats.mean_d;
+    ctx.g1[static_cast<std::size_t>(g)] = stats.g1;
+    ctx.g2[static_cast<std::size_t>(g)] = stats.g2;
+    ctx.noise_scale[static_cast<std::size_t>(g)] = 0.0;
   });
   bool all_usable = true;
   for (index_t g = 0; g < groups; ++g) all_usable = all_usable && verdict[g] == GroupVerdict::usable;
@@ -277,7 +277,7 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
     for (index_t g = 0; g < groups; ++g) {
       const auto at = static_cast<std::size_t>(g);
       if (verdict[g] == GroupVerdict::usable &&
-          transform_overflows<T>(ctx.lambda[g], ctx.group_extremes[2 * at], ctx.group_extremes[2 * at + 1], options.eps,
+          transform_overflows<T>(ctx.lambda[static_cast<std::size_t>(g)], ctx.group_extremes[2 * at], ctx.group_extremes[2 * at + 1], options.eps,
                                  group_size))
         verdict[g] = GroupVerdict::overflows;
     }
@@ -315,7 +315,7 @@ inline Status forward_failure(const ForwardRequest<T>& rq, const SavedContext<T>
   if (v == GroupVerdict::non_finite) why = " contains NaN or Inf (or overflows its sums)";
   if (v == GroupVerdict::zero_scale) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";
   if (v == GroupVerdict::overflows)
-    why = ": its lambda " + std::to_string(ctx.lambda[g]) + " makes the power transform overflow (" +
+    why = ": its lambda " + std::to_string(ctx.lambda[static_cast<std::size_t>(g)]) + " makes the power transform overflow (" +
           (sizeof(T) == 4 ? "float" : "double") + ")";
   return Status::domain_error(std::string("normnorm: ") + rq.layer_name + ": training input group " + std::to_string(g) +
                               why + "; outputs and running statistics were left unchanged");

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
+#include "normnorm/detail/xsimd.hpp"
 
 #include "normnorm/config.hpp"
 #include "normnorm/engine/parallel.hpp"

@@ -27,7 +27,7 @@ inline std::array<double, K> reduce_group(const Layout& layout, index_t group, K
       const index_t n = std::min(math::reduction_block, length - start);
       sums.reset();
       math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) { kernel(zero, base + start + i, sums); });
-      for (int k = 0; k < K; ++k) totals[k] += sums.total(k);
+      for (int k = 0; k < K; ++k) totals[static_cast<std::size_t>(k)] += sums.total(k);
     }
   }
   return totals;

@@ -13,8 +13,9 @@
 //
 // The reader is written for untrusted input: every access is bounds checked
 // against the buffer, dimensions must be non-negative and their product must
-// not overflow, and every failure is reported as std::runtime_error whose
-// message names the file (or buffer) and the problem.
+// not overflow. Every failure is a Status (try_* functions, usable without
+// exceptions) whose message names the file (or buffer) and the problem; the
+// throwing forms turn it into std::runtime_error.
 #pragma once
 
 #include <algorithm>
@@ -33,6 +34,7 @@
 #include <vector>
 
 #include "normnorm/config.hpp"
+#include "normnorm/status.hpp"
 
 namespace normnorm::io {
 
@@ -65,17 +67,27 @@ inline constexpr std::size_t kNpyMagicSize = sizeof(kNpyMagic);
 inline constexpr std::size_t kNpyMaxDims = 64;
 // Header blocks are padded so that the data starts on this alignment.
 inline constexpr std::size_t kNpyHeaderAlignment = 64;
-// The largest header read_npy accepts (NumPy writes a few hundred bytes; its own
+// The largest header try_read_npy accepts (NumPy writes a few hundred bytes; its own
 // reader refuses more than 10,000 by default).
 inline constexpr std::uint64_t kNpyMaxHeaderBytes = 1 << 20;
 
-[[noreturn]] inline void npy_fail(const std::string& name, const std::string& problem) {
+inline Status npy_error(const std::string& name, const std::string& problem) {
+    return Status::invalid_argument("normnorm::io: npy '" + name + "': " + problem);
+}
+
+// The throwing io functions' error: std::runtime_error. Without exceptions only
+// the try_* forms are safe to call; the throwing ones print and abort.
+[[noreturn]] inline void raise_io(const Status& status) {
 #if NORMNORM_EXCEPTIONS
-    throw std::runtime_error("normnorm::io: npy '" + name + "': " + problem);
+    throw std::runtime_error(status.message());
 #else
-    std::fprintf(stderr, "normnorm::io: npy '%s': %s\n", name.c_str(), problem.c_str());
+    std::fprintf(stderr, "%s\n", status.message().c_str());
     std::abort();
 #endif
+}
+
+inline void raise_io_if_error(const Status& status) {
+    if (!status.ok()) raise_io(status);
 }
 
 inline bool host_is_little_endian() noexcept {
@@ -135,12 +147,10 @@ struct NpyDtype {
 };
 
 // Interprets a descr string such as '<f8', '|u1', '>i4' or '=f4'.
-inline NpyDtype parse_descr(const std::string& descr, const std::string& name) {
-    const auto unsupported = [&]() -> NpyDtype {
-        npy_fail(name, "unsupported dtype '" + descr +
-                           "' (supported: f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1)");
-    };
-    if (descr.size() < 2 || descr.size() > 3) return unsupported();
+inline Status parse_descr(const std::string& descr, const std::string& name, NpyDtype& dt) {
+    const Status unsupported = npy_error(name, "unsupported dtype '" + descr +
+                                                   "' (supported: f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1)");
+    if (descr.size() < 2 || descr.size() > 3) return unsupported;
 
     std::size_t pos = 0;
     char order = '=';
@@ -148,38 +158,36 @@ inline NpyDtype parse_descr(const std::string& descr, const std::string& name) {
         order = descr[0];
         pos = 1;
     }
-    if (descr.size() - pos != 2) return unsupported();
+    if (descr.size() - pos != 2) return unsupported;
     const char kind_char = descr[pos];
     const char size_char = descr[pos + 1];
-    if (size_char < '1' || size_char > '9') return unsupported();
+    if (size_char < '1' || size_char > '9') return unsupported;
 
-    NpyDtype dt;
     dt.itemsize = static_cast<std::size_t>(size_char - '0');
+    const bool int_size = dt.itemsize == 1 || dt.itemsize == 2 || dt.itemsize == 4 || dt.itemsize == 8;
     switch (kind_char) {
         case 'f':
             dt.kind = NpyKind::Float;
-            if (dt.itemsize != 2 && dt.itemsize != 4 && dt.itemsize != 8) return unsupported();
+            if (dt.itemsize != 2 && dt.itemsize != 4 && dt.itemsize != 8) return unsupported;
             break;
         case 'i':
             dt.kind = NpyKind::Int;
-            if (dt.itemsize != 1 && dt.itemsize != 2 && dt.itemsize != 4 && dt.itemsize != 8)
-                return unsupported();
+            if (!int_size) return unsupported;
             break;
         case 'u':
             dt.kind = NpyKind::UInt;
-            if (dt.itemsize != 1 && dt.itemsize != 2 && dt.itemsize != 4 && dt.itemsize != 8)
-                return unsupported();
+            if (!int_size) return unsupported;
             break;
         case 'b':
             dt.kind = NpyKind::Bool;
-            if (dt.itemsize != 1) return unsupported();
+            if (dt.itemsize != 1) return unsupported;
             break;
         default:
-            return unsupported();
+            return unsupported;
     }
     // '|' means "byte order not applicable" and is only meaningful for
     // single-byte types; a multi-byte type must state its byte order.
-    if (order == '|' && dt.itemsize != 1) return unsupported();
+    if (order == '|' && dt.itemsize != 1) return unsupported;
     if (order == '<') {
         dt.little = true;
     } else if (order == '>') {
@@ -187,7 +195,7 @@ inline NpyDtype parse_descr(const std::string& descr, const std::string& name) {
     } else {
         dt.little = host_is_little_endian();
     }
-    return dt;
+    return {};
 }
 
 inline double decode_element(const unsigned char* p, const NpyDtype& dt) noexcept {
@@ -237,37 +245,37 @@ public:
         std::vector<std::int64_t> shape;
     };
 
-    Result parse() {
-        Result r;
+    Status parse(Result& r) {
         bool have_descr = false, have_order = false, have_shape = false;
         skip_ws();
-        expect('{');
+        NORMNORM_RETURN_IF_ERROR(expect('{'));
         for (;;) {
             skip_ws();
             if (peek() == '}') {
                 ++i_;
                 break;
             }
-            const std::string key = parse_string();
+            std::string key;
+            NORMNORM_RETURN_IF_ERROR(parse_string(key));
             skip_ws();
-            expect(':');
+            NORMNORM_RETURN_IF_ERROR(expect(':'));
             skip_ws();
             if (key == "descr") {
-                if (have_descr) malformed("duplicate key 'descr'");
+                if (have_descr) return malformed("duplicate key 'descr'");
                 have_descr = true;
                 if (peek() == '[' || peek() == '{' || peek() == '(')
-                    npy_fail(name_, "unsupported dtype (structured/record dtypes are not supported)");
-                r.descr = parse_string();
+                    return npy_error(name_, "unsupported dtype (structured/record dtypes are not supported)");
+                NORMNORM_RETURN_IF_ERROR(parse_string(r.descr));
             } else if (key == "fortran_order") {
-                if (have_order) malformed("duplicate key 'fortran_order'");
+                if (have_order) return malformed("duplicate key 'fortran_order'");
                 have_order = true;
-                r.fortran_order = parse_bool();
+                NORMNORM_RETURN_IF_ERROR(parse_bool(r.fortran_order));
             } else if (key == "shape") {
-                if (have_shape) malformed("duplicate key 'shape'");
+                if (have_shape) return malformed("duplicate key 'shape'");
                 have_shape = true;
-                r.shape = parse_shape();
+                NORMNORM_RETURN_IF_ERROR(parse_shape(r.shape));
             } else {
-                malformed("unexpected key '" + key + "'");
+                return malformed("unexpected key '" + key + "'");
             }
             skip_ws();
             const int c = peek();
@@ -277,22 +285,21 @@ public:
                 ++i_;
                 break;
             } else {
-                malformed("expected ',' or '}' after value");
+                return malformed("expected ',' or '}' after value");
             }
         }
         // Only padding may follow the dict.
         skip_ws();
-        if (i_ != n_) malformed("unexpected data after the header dict");
-        if (!have_descr) malformed("missing key 'descr'");
-        if (!have_order) malformed("missing key 'fortran_order'");
-        if (!have_shape) malformed("missing key 'shape'");
-        return r;
+        if (i_ != n_) return malformed("unexpected data after the header dict");
+        if (!have_descr) return malformed("missing key 'descr'");
+        if (!have_order) return malformed("missing key 'fortran_order'");
+        if (!have_shape) return malformed("missing key 'shape'");
+        return {};
     }
 
 private:
-    [[noreturn]] void malformed(const std::string& what) const {
-        npy_fail(name_, "malformed header: " + what + " (at header offset " +
-                            std::to_string(i_) + ")");
+    Status malformed(const std::string& what) const {
+        return npy_error(name_, "malformed header: " + what + " (at header offset " + std::to_string(i_) + ")");
     }
 
     // Returns the current byte, or -1 at the end of the header.
@@ -309,9 +316,10 @@ private:
         }
     }
 
-    void expect(char c) {
-        if (peek() != static_cast<unsigned char>(c)) malformed(std::string("expected '") + c + "'");
+    Status expect(char c) {
+        if (peek() != static_cast<unsigned char>(c)) return malformed(std::string("expected '") + c + "'");
         ++i_;
+        return {};
     }
 
     bool consume_word(const char* word) {
@@ -328,58 +336,66 @@ private:
         return true;
     }
 
-    std::string parse_string() {
+    Status parse_string(std::string& s) {
         const int quote = peek();
-        if (quote != '\'' && quote != '"') malformed("expected a quoted string");
+        if (quote != '\'' && quote != '"') return malformed("expected a quoted string");
         ++i_;
-        std::string s;
+        s.clear();
         for (;;) {
             const int c = peek();
-            if (c < 0) malformed("unterminated string");
+            if (c < 0) return malformed("unterminated string");
             ++i_;
             if (c == quote) break;
-            if (c == '\\') malformed("escape sequences are not supported in strings");
-            if (c == '\n' || c == '\r') malformed("newline inside string");
+            if (c == '\\') return malformed("escape sequences are not supported in strings");
+            if (c == '\n' || c == '\r') return malformed("newline inside string");
             s.push_back(static_cast<char>(c));
         }
-        return s;
+        return {};
     }
 
-    bool parse_bool() {
-        if (consume_word("True")) return true;
-        if (consume_word("False")) return false;
-        malformed("'fortran_order' must be True or False");
+    Status parse_bool(bool& value) {
+        if (consume_word("True")) {
+            value = true;
+            return {};
+        }
+        if (consume_word("False")) {
+            value = false;
+            return {};
+        }
+        return malformed("'fortran_order' must be True or False");
     }
 
-    std::int64_t parse_dim() {
-        if (peek() == '-') npy_fail(name_, "negative dimension in shape");
-        if (peek() < '0' || peek() > '9') malformed("expected a non-negative integer dimension");
-        std::int64_t v = 0;
+    Status parse_dim(std::int64_t& v) {
+        if (peek() == '-') return npy_error(name_, "negative dimension in shape");
+        if (peek() < '0' || peek() > '9') return malformed("expected a non-negative integer dimension");
+        v = 0;
         while (peek() >= '0' && peek() <= '9') {
             const int digit = peek() - '0';
             if (v > (std::numeric_limits<std::int64_t>::max() - digit) / 10)
-                npy_fail(name_, "dimension too large in shape");
+                return npy_error(name_, "dimension too large in shape");
             v = v * 10 + digit;
             ++i_;
         }
         if (peek() == 'L' || peek() == 'l') ++i_;  // Python 2 long suffix
-        return v;
+        return {};
     }
 
-    std::vector<std::int64_t> parse_shape() {
-        if (peek() != '(') malformed("'shape' must be a tuple");
+    Status parse_shape(std::vector<std::int64_t>& shape) {
+        if (peek() != '(') return malformed("'shape' must be a tuple");
         ++i_;
-        std::vector<std::int64_t> shape;
+        shape.clear();
         skip_ws();
         if (peek() == ')') {
             ++i_;
-            return shape;  // 0-d
+            return {};  // 0-d
         }
         for (;;) {
             skip_ws();
             if (shape.size() >= kNpyMaxDims)
-                npy_fail(name_, "too many dimensions (limit " + std::to_string(kNpyMaxDims) + ")");
-            shape.push_back(parse_dim());
+                return npy_error(name_, "too many dimensions (limit " + std::to_string(kNpyMaxDims) + ")");
+            std::int64_t dim = 0;
+            NORMNORM_RETURN_IF_ERROR(parse_dim(dim));
+            shape.push_back(dim);
             skip_ws();
             const int c = peek();
             if (c == ',') {
@@ -387,15 +403,15 @@ private:
                 skip_ws();
                 if (peek() == ')') {
                     ++i_;
-                    return shape;
+                    return {};
                 }
             } else if (c == ')') {
                 // "(5)" is an int in Python, not a tuple.
-                if (shape.size() == 1) malformed("'shape' must be a tuple (missing ',' in 1-tuple)");
+                if (shape.size() == 1) return malformed("'shape' must be a tuple (missing ',' in 1-tuple)");
                 ++i_;
-                return shape;
+                return {};
             } else {
-                malformed("expected ',' or ')' in shape");
+                return malformed("expected ',' or ')' in shape");
             }
         }
     }
@@ -408,21 +424,22 @@ private:
 
 // Checked product of dimensions; fails if the element count or the byte count
 // (count * itemsize) does not fit in int64.
-inline std::int64_t checked_element_count(const std::vector<std::int64_t>& shape,
-                                          std::size_t itemsize, const std::string& name) {
+inline Status checked_element_count(const std::vector<std::int64_t>& shape, std::size_t itemsize,
+                                    const std::string& name, std::int64_t& count) {
+    count = 1;
     for (std::int64_t d : shape) {
-        if (d < 0) npy_fail(name, "negative dimension in shape");
-        if (d == 0) return 0;
+        if (d < 0) return npy_error(name, "negative dimension in shape");
+        if (d == 0) count = 0;
     }
+    if (count == 0) return {};
     const std::int64_t max = std::numeric_limits<std::int64_t>::max();
-    std::int64_t count = 1;
     for (std::int64_t d : shape) {
-        if (count > max / d) npy_fail(name, "shape product overflows");
+        if (count > max / d) return npy_error(name, "shape product overflows");
         count *= d;
     }
     if (itemsize != 0 && count > max / static_cast<std::int64_t>(itemsize))
-        npy_fail(name, "array byte size overflows");
-    return count;
+        return npy_error(name, "array byte size overflows");
+    return {};
 }
 
 // Reorders column-major (Fortran) data of the given shape into row-major order.
@@ -461,64 +478,145 @@ constexpr void check_float_type() {
                   "normnorm::io npy functions support only float and double");
 }
 
-}  // namespace detail
 
-// Parses an in-memory .npy image.  `name_for_errors` is used in exception
-// messages.  Throws std::runtime_error on any problem.
-inline NpyArray parse_npy(const unsigned char* bytes, std::size_t length,
-                          const std::string& name_for_errors = "<memory>") {
-    using namespace detail;
-    const std::string& name = name_for_errors;
-    if (bytes == nullptr && length != 0) npy_fail(name, "null buffer");
+// What a .npy header says, and where its data is in the image.
+struct NpyHeader {
+    std::string descr;
+    NpyDtype dtype;
+    bool fortran_order = false;
+    std::vector<std::int64_t> shape;
+    std::int64_t count = 0;       // number of elements
+    std::size_t data_offset = 0;  // from the start of the image
+};
+
+// Parses and checks the header of an in-memory .npy image; on success the image
+// holds at least count * itemsize bytes from data_offset on.
+inline Status parse_npy_header(const unsigned char* bytes, std::size_t length, const std::string& name,
+                               NpyHeader& out) {
+    if (bytes == nullptr && length != 0) return npy_error(name, "null buffer");
     if (length < kNpyMagicSize || std::memcmp(bytes, kNpyMagic, kNpyMagicSize) != 0)
-        npy_fail(name, "bad magic (not a .npy file)");
-    if (length < kNpyMagicSize + 2) npy_fail(name, "truncated header (missing version)");
+        return npy_error(name, "bad magic (not a .npy file)");
+    if (length < kNpyMagicSize + 2) return npy_error(name, "truncated header (missing version)");
     const unsigned major = bytes[kNpyMagicSize];
     const unsigned minor = bytes[kNpyMagicSize + 1];
     if ((major != 1 && major != 2 && major != 3) || minor != 0)
-        npy_fail(name, "unsupported format version " + std::to_string(major) + "." +
-                           std::to_string(minor));
+        return npy_error(name, "unsupported format version " + std::to_string(major) + "." + std::to_string(minor));
     const std::size_t len_bytes = major == 1 ? 2 : 4;
     const std::size_t prefix = kNpyMagicSize + 2 + len_bytes;
-    if (length < prefix) npy_fail(name, "truncated header (missing header length)");
+    if (length < prefix) return npy_error(name, "truncated header (missing header length)");
     const std::uint64_t header_len = load_uint(bytes + kNpyMagicSize + 2, len_bytes, true);
     if (header_len > length - prefix)
-        npy_fail(name, "truncated header (header length " + std::to_string(header_len) +
-                           " exceeds the " + std::to_string(length - prefix) +
-                           " bytes available)");
-    const std::size_t hlen = static_cast<std::size_t>(header_len);
+        return npy_error(name, "truncated header (header length " + std::to_string(header_len) + " exceeds the " +
+                                   std::to_string(length - prefix) + " bytes available)");
+    const auto hlen = static_cast<std::size_t>(header_len);
 
     NpyHeaderParser parser(bytes + prefix, hlen, name);
-    const NpyHeaderParser::Result header = parser.parse();
-    const NpyDtype dt = parse_descr(header.descr, name);
-    const std::int64_t count = checked_element_count(header.shape, dt.itemsize, name);
+    NpyHeaderParser::Result header;
+    NORMNORM_RETURN_IF_ERROR(parser.parse(header));
+    NORMNORM_RETURN_IF_ERROR(parse_descr(header.descr, name, out.dtype));
+    NORMNORM_RETURN_IF_ERROR(checked_element_count(header.shape, out.dtype.itemsize, name, out.count));
 
-    const std::size_t data_offset = prefix + hlen;
-    const std::size_t available = length - data_offset;
-    const std::uint64_t needed =
-        static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(dt.itemsize);
+    out.data_offset = prefix + hlen;
+    const std::size_t available = length - out.data_offset;
+    const std::uint64_t needed = static_cast<std::uint64_t>(out.count) * static_cast<std::uint64_t>(out.dtype.itemsize);
     if (needed > available)
-        npy_fail(name, "truncated data (need " + std::to_string(needed) + " bytes, have " +
-                           std::to_string(available) + ")");
+        return npy_error(name, "truncated data (need " + std::to_string(needed) + " bytes, have " +
+                                   std::to_string(available) + ")");
     // Trailing bytes after the array are ignored, as NumPy does.
+    out.descr = std::move(header.descr);
+    out.fortran_order = header.fortran_order;
+    out.shape = std::move(header.shape);
+    return {};
+}
 
-    NpyArray out;
+// The header block of a C-order .npy v1.0 image with this descr and shape: magic,
+// version, length and the dict, padded so the data starts at a multiple of 64.
+inline Status npy_header_bytes(const std::string& descr, const std::vector<std::int64_t>& shape,
+                               std::vector<unsigned char>& out) {
+    std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': (";
+    for (std::size_t k = 0; k < shape.size(); ++k) {
+        if (k > 0) dict += ", ";
+        dict += std::to_string(shape[k]);
+    }
+    if (shape.size() == 1) dict += ",";
+    dict += "), }";
+
+    // Pad with spaces and a final '\n' so magic + version + length + header
+    // is a multiple of the alignment.  At most 64 dims of <= 19 digits keeps
+    // the header far below the 65535-byte limit of format 1.0.
+    const std::size_t prefix = kNpyMagicSize + 2 + 2;
+    std::size_t total = prefix + dict.size() + 1;
+    total = (total + kNpyHeaderAlignment - 1) / kNpyHeaderAlignment * kNpyHeaderAlignment;
+    const std::size_t hlen = total - prefix;
+    if (hlen > 0xFFFFu) return npy_error("<serialize>", "header too long");
+    dict.append(hlen - dict.size() - 1, ' ');
+    dict.push_back('\n');
+
+    out.assign(total, 0);
+    std::memcpy(out.data(), kNpyMagic, kNpyMagicSize);
+    out[kNpyMagicSize] = 1;
+    out[kNpyMagicSize + 1] = 0;
+    store_uint_le(out.data() + kNpyMagicSize + 2, hlen, 2);
+    std::memcpy(out.data() + prefix, dict.data(), dict.size());
+    return {};
+}
+
+inline Status read_file_bytes(const std::string& path, std::vector<unsigned char>& bytes) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return Status::invalid_argument("normnorm::io: '" + path + "': cannot open file");
+    bytes.clear();
+    char buf[1 << 16];
+    for (;;) {
+        in.read(buf, sizeof buf);
+        const std::streamsize got = in.gcount();
+        if (got > 0) bytes.insert(bytes.end(), buf, buf + got);
+        if (!in) break;
+    }
+    if (in.bad()) return Status::invalid_argument("normnorm::io: '" + path + "': read error");
+    return {};
+}
+
+inline Status write_file_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::invalid_argument("normnorm::io: '" + path + "': cannot open file for writing");
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) return Status::invalid_argument("normnorm::io: '" + path + "': write failed");
+    return {};
+}
+
+}  // namespace detail
+
+// Parses an in-memory .npy image into `out`.  `name_for_errors` is used in messages.
+inline Status try_parse_npy(const unsigned char* bytes, std::size_t length, NpyArray& out,
+                            const std::string& name_for_errors = "<memory>") {
+    using namespace detail;
+    NpyHeader header;
+    NORMNORM_RETURN_IF_ERROR(parse_npy_header(bytes, length, name_for_errors, header));
     out.shape = header.shape;
-    out.data.resize(static_cast<std::size_t>(count));
-    const unsigned char* p = bytes + data_offset;
-    for (std::size_t i = 0; i < out.data.size(); ++i, p += dt.itemsize)
-        out.data[i] = decode_element(p, dt);
+    out.data.resize(static_cast<std::size_t>(header.count));
+    const unsigned char* p = bytes + header.data_offset;
+    for (std::size_t i = 0; i < out.data.size(); ++i, p += header.dtype.itemsize)
+        out.data[i] = decode_element(p, header.dtype);
     if (header.fortran_order) out.data = fortran_to_c_order(out.data, out.shape);
+    return {};
+}
+
+// Throwing form of try_parse_npy: std::runtime_error on any problem.
+inline NpyArray parse_npy(const unsigned char* bytes, std::size_t length,
+                          const std::string& name_for_errors = "<memory>") {
+    NpyArray out;
+    detail::raise_io_if_error(try_parse_npy(bytes, length, out, name_for_errors));
     return out;
 }
 
-// Reads a .npy file.  Throws std::runtime_error naming the file on failure.
-// Reads only what the header announces, after checking the magic and bounding
-// the header, so a stream that is not a .npy file (e.g. /dev/zero) fails at once.
-inline NpyArray read_npy(const std::string& path) {
+// Reads a .npy file into `out`; a failure names the file. Reads only what the
+// header announces, after checking the magic and bounding the header, so a stream
+// that is not a .npy file (e.g. /dev/zero) fails at its first bytes.
+inline Status try_read_npy(const std::string& path, NpyArray& out) {
     using namespace detail;
     std::ifstream in(path, std::ios::binary);
-    if (!in) npy_fail(path, "cannot open file");
+    if (!in) return npy_error(path, "cannot open file");
     std::vector<unsigned char> bytes;
     // Appends up to `count` bytes; false at the end of the stream.
     auto read_more = [&](std::uint64_t count) {
@@ -535,81 +633,76 @@ inline NpyArray read_npy(const std::string& path) {
     };
     read_more(kNpyMagicSize + 2);
     if (bytes.size() < kNpyMagicSize || std::memcmp(bytes.data(), kNpyMagic, kNpyMagicSize) != 0)
-        npy_fail(path, "bad magic (not a .npy file)");
-    if (bytes.size() < kNpyMagicSize + 2) npy_fail(path, "truncated header (missing version)");
-    const std::size_t len_bytes = bytes[kNpyMagicSize] == 1 ? 2 : 4;
-    read_more(len_bytes);
-    if (bytes.size() == kNpyMagicSize + 2 + len_bytes) {
+        return npy_error(path, "bad magic (not a .npy file)");
+    const std::size_t len_bytes = bytes.size() > kNpyMagicSize && bytes[kNpyMagicSize] == 1 ? 2 : 4;
+    if (read_more(len_bytes)) {
         const std::uint64_t header_len = load_uint(bytes.data() + kNpyMagicSize + 2, len_bytes, true);
         if (header_len > kNpyMaxHeaderBytes)
-            npy_fail(path, "header length " + std::to_string(header_len) + " exceeds the " +
-                               std::to_string(kNpyMaxHeaderBytes) + "-byte limit");
+            return npy_error(path, "header length " + std::to_string(header_len) + " exceeds the " +
+                                       std::to_string(kNpyMaxHeaderBytes) + "-byte limit");
         if (read_more(header_len)) {
-            // The data size the header announces (parse_npy checks the header again, whole).
-            const std::size_t prefix = kNpyMagicSize + 2 + len_bytes;
-            const NpyHeaderParser::Result header =
-                NpyHeaderParser(bytes.data() + prefix, static_cast<std::size_t>(header_len), path).parse();
-            const NpyDtype dt = parse_descr(header.descr, path);
-            const std::int64_t count = checked_element_count(header.shape, dt.itemsize, path);
-            read_more(static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(dt.itemsize));
+            // The data size the header announces (try_parse_npy checks the whole image again).
+            NpyHeaderParser::Result header;
+            NpyDtype dtype;
+            std::int64_t count = 0;
+            NpyHeaderParser parser(bytes.data() + kNpyMagicSize + 2 + len_bytes, static_cast<std::size_t>(header_len), path);
+            if (parser.parse(header).ok() && parse_descr(header.descr, path, dtype).ok() &&
+                checked_element_count(header.shape, dtype.itemsize, path, count).ok())
+                read_more(static_cast<std::uint64_t>(count) * static_cast<std::uint64_t>(dtype.itemsize));
         }
     }
-    if (in.bad()) npy_fail(path, "read error");
-    return parse_npy(bytes.data(), bytes.size(), path);
+    if (in.bad()) return npy_error(path, "read error");
+    return try_parse_npy(bytes.data(), bytes.size(), out, path);
+}
+
+// Reads a .npy file.  Throws std::runtime_error naming the file on failure.
+inline NpyArray read_npy(const std::string& path) {
+    NpyArray out;
+    detail::raise_io_if_error(try_read_npy(path, out));
+    return out;
 }
 
 // Reads a .npy file and converts the values to T (float or double).
 template <class T>
-std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* shape_out = nullptr) {
+Status try_read_npy_as(const std::string& path, std::vector<T>& values,
+                       std::vector<std::int64_t>* shape_out = nullptr) {
     detail::check_float_type<T>();
-    NpyArray a = read_npy(path);
+    NpyArray a;
+    NORMNORM_RETURN_IF_ERROR(try_read_npy(path, a));
     if (shape_out != nullptr) *shape_out = a.shape;
     if constexpr (std::is_same_v<T, double>) {
-        return std::move(a.data);
+        values = std::move(a.data);
     } else {
-        return std::vector<T>(a.data.begin(), a.data.end());
+        values.assign(a.data.begin(), a.data.end());
     }
+    return {};
+}
+
+template <class T>
+std::vector<T> read_npy_as(const std::string& path, std::vector<std::int64_t>* shape_out = nullptr) {
+    std::vector<T> values;
+    detail::raise_io_if_error(try_read_npy_as(path, values, shape_out));
+    return values;
 }
 
 // Serializes a C-order array to a .npy v1.0 image with dtype '<f8' (double)
 // or '<f4' (float).  `data` must hold prod(shape) values (may be null if that
-// is 0).  Throws std::runtime_error for an invalid shape.
+// is 0).
 template <class T>
-std::vector<unsigned char> serialize_npy(const T* data, const std::vector<std::int64_t>& shape) {
+Status try_serialize_npy(const T* data, const std::vector<std::int64_t>& shape, std::vector<unsigned char>& out) {
     detail::check_float_type<T>();
     using namespace detail;
     const std::string name = "<serialize>";
     if (shape.size() > kNpyMaxDims)
-        npy_fail(name, "too many dimensions (limit " + std::to_string(kNpyMaxDims) + ")");
-    const std::int64_t count = checked_element_count(shape, sizeof(T), name);
-    if (count > 0 && data == nullptr) npy_fail(name, "null data pointer for a non-empty array");
+        return npy_error(name, "too many dimensions (limit " + std::to_string(kNpyMaxDims) + ")");
+    std::int64_t count = 0;
+    NORMNORM_RETURN_IF_ERROR(checked_element_count(shape, sizeof(T), name, count));
+    if (count > 0 && data == nullptr) return npy_error(name, "null data pointer for a non-empty array");
 
-    std::string dict = std::is_same_v<T, double> ? "{'descr': '<f8', " : "{'descr': '<f4', ";
-    dict += "'fortran_order': False, 'shape': (";
-    for (std::size_t k = 0; k < shape.size(); ++k) {
-        if (k > 0) dict += ", ";
-        dict += std::to_string(shape[k]);
-    }
-    if (shape.size() == 1) dict += ",";
-    dict += "), }";
-
-    // Pad with spaces and a final '\n' so magic + version + length + header
-    // is a multiple of the alignment.  At most 64 dims of <= 19 digits keeps
-    // the header far below the 65535-byte limit of format 1.0.
-    const std::size_t prefix = kNpyMagicSize + 2 + 2;
-    std::size_t total = prefix + dict.size() + 1;
-    total = (total + kNpyHeaderAlignment - 1) / kNpyHeaderAlignment * kNpyHeaderAlignment;
-    const std::size_t hlen = total - prefix;
-    dict.append(hlen - dict.size() - 1, ' ');
-    dict.push_back('\n');
-
-    const std::size_t n = static_cast<std::size_t>(count);
-    std::vector<unsigned char> out(total + n * sizeof(T));
-    std::memcpy(out.data(), kNpyMagic, kNpyMagicSize);
-    out[kNpyMagicSize] = 1;
-    out[kNpyMagicSize + 1] = 0;
-    store_uint_le(out.data() + kNpyMagicSize + 2, hlen, 2);
-    std::memcpy(out.data() + prefix, dict.data(), dict.size());
+    NORMNORM_RETURN_IF_ERROR(npy_header_bytes(std::is_same_v<T, double> ? "<f8" : "<f4", shape, out));
+    const std::size_t total = out.size();
+    const auto n = static_cast<std::size_t>(count);
+    out.resize(total + n * sizeof(T));
     unsigned char* p = out.data() + total;
     for (std::size_t i = 0; i < n; ++i, p += sizeof(T)) {
         if constexpr (std::is_same_v<T, double>) {
@@ -622,20 +715,33 @@ std::vector<unsigned char> serialize_npy(const T* data, const std::vector<std::i
             store_uint_le(p, bits, 4);
         }
     }
+    return {};
+}
+
+// Throwing form: std::runtime_error for an invalid shape.
+template <class T>
+std::vector<unsigned char> serialize_npy(const T* data, const std::vector<std::int64_t>& shape) {
+    std::vector<unsigned char> out;
+    detail::raise_io_if_error(try_serialize_npy(data, shape, out));
     return out;
 }
 
 // Writes a C-order .npy v1.0 file ('<f8' for double, '<f4' for float).
-// Throws std::runtime_error on invalid shape or I/O failure.
+template <class T>
+Status try_write_npy(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
+    std::vector<unsigned char> bytes;
+    NORMNORM_RETURN_IF_ERROR(try_serialize_npy(data, shape, bytes));
+    const Status written = detail::write_file_bytes(path, bytes);
+    if (!written.ok())
+        return detail::npy_error(path, written.message().find("cannot open") != std::string::npos
+                                           ? "cannot open file for writing" : "write failed");
+    return {};
+}
+
+// Throwing form: std::runtime_error on invalid shape or I/O failure.
 template <class T>
 void write_npy(const std::string& path, const T* data, const std::vector<std::int64_t>& shape) {
-    const std::vector<unsigned char> bytes = serialize_npy(data, shape);
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) detail::npy_fail(path, "cannot open file for writing");
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) detail::npy_fail(path, "write failed");
+    detail::raise_io_if_error(try_write_npy(path, data, shape));
 }
 
 }  // namespace normnorm::io

@@ -31,7 +31,7 @@
 #include <type_traits>
 #include <utility>
 
-#include <xsimd/xsimd.hpp>
+#include "normnorm/detail/xsimd.hpp"
 
 #include "normnorm/math/lanes.hpp"
 

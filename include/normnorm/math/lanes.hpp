@@ -6,7 +6,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
+#include "normnorm/detail/xsimd.hpp"
 
 #include "normnorm/config.hpp"
 

@@ -32,7 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include <xsimd/xsimd.hpp>
+#include "normnorm/detail/xsimd.hpp"
 
 #include "normnorm/noise/philox.hpp"
 #include "normnorm/noise/philox_simd.hpp"

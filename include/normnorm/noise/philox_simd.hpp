@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#include <xsimd/xsimd.hpp>
+#include "normnorm/detail/xsimd.hpp"
 
 #include "normnorm/noise/philox.hpp"
 
