@@ -47,7 +47,8 @@ inline Arm make_arm(ArmKind kind, double noise) {
               "BatchNormalNorm1d (noise 0: transform only)", options};
     case ArmKind::batch:
       options.power_transform = false;  // lambda = 1, no noise
-      return {kind, "batch_norm", "batch norm", "batch norm", "bn", "#1b9e77", "batch norm (power transform off)", options};
+      return {kind, "batch_norm", "batch norm", "batch norm", "bn", "#1b9e77", "batch norm (power transform off)",
+              options};
   }
   throw std::logic_error("unknown arm");
 }

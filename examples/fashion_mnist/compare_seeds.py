@@ -6,10 +6,11 @@
 Each REPORT_DIR is the --out folder of one run (one seed); every run must have the same
 arms and epochs. For each arm: final test accuracy, best epoch's test accuracy, final test
 loss and final training loss, as mean +- standard error over the runs (standard deviation
-over sqrt(n)). For each other arm against batch norm (when it ran; otherwise against the
-last arm): the paired difference per seed (the same seed gives every arm the same initial
-weights and data order), its mean +- standard error, and t = mean / standard error with
-n - 1 degrees of freedom. A difference whose |t| is below the two-sided 5% critical value
+over sqrt(n)). For each pair of arms, earlier minus later in the runs' order (with the arms
+normality,transform,batch: the noise's share, normality - transform; the whole effect,
+normality - batch; the transform's share, transform - batch): the paired difference per
+seed (the same seed gives every arm the same initial weights and data order), its
+mean +- standard error, and t = mean / standard error with n - 1 degrees of freedom. A difference whose |t| is below the two-sided 5% critical value
 is reported as within noise. Only the standard library: Debian's python3 runs it.
 """
 
@@ -61,7 +62,6 @@ def main(folders):
         if other_arms != arms or other_epochs != epochs:
             sys.exit(f"{folder}: arms {other_arms} x {other_epochs} epochs, but {folders[0]}: {arms} x {epochs}")
     n = len(runs)
-    reference = "batch_norm" if "batch_norm" in arms else arms[-1]
     measure_names = list(runs[0][2][arms[0]])
     print(f"{n} runs x {epochs} epochs; mean +- standard error over the runs")
     width = max(len(m) for m in measure_names)
@@ -73,18 +73,18 @@ def main(folders):
             cells.append(f"{mean:>12.4f} +- {se:<6.4f}")
         print(f"{measure:{width}}  " + "  ".join(cells))
     print()
-    print(f"paired differences against {reference} (per run, then mean +- standard error, t with {n - 1} df;"
+    print(f"paired differences (per run, then mean +- standard error, t with {n - 1} df;"
           f" |t| < {t_critical(n - 1)} is within noise at the 5% level)")
-    for arm in arms:
-        if arm == reference:
-            continue
-        for measure in measure_names:
-            differences = [run[2][arm][measure] - run[2][reference][measure] for run in runs]
-            mean, se = mean_se(differences)
-            t = mean / se if se > 0 else float("nan")
-            verdict = "within noise" if abs(t) < t_critical(n - 1) else "outside noise"
-            per_run = ", ".join(f"{d:+.4f}" for d in differences)
-            print(f"  {arm} - {reference}, {measure}: [{per_run}] -> {mean:+.4f} +- {se:.4f}, t = {t:+.2f}, {verdict}")
+    for i, first in enumerate(arms):
+        for second in arms[i + 1:]:
+            for measure in measure_names:
+                differences = [run[2][first][measure] - run[2][second][measure] for run in runs]
+                mean, se = mean_se(differences)
+                t = mean / se if se > 0 else float("nan")
+                verdict = "within noise" if abs(t) < t_critical(n - 1) else "outside noise"
+                per_run = ", ".join(f"{d:+.4f}" for d in differences)
+                print(f"  {first} - {second}, {measure}: [{per_run}] -> {mean:+.4f} +- {se:.4f}, t = {t:+.2f}, "
+                      f"{verdict}")
 
 
 if __name__ == "__main__":

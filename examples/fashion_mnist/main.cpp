@@ -119,7 +119,10 @@ Args parse_args(int argc, char** argv) {
       else if (flag == "--seed") a.seed = static_cast<std::uint64_t>(integer(0, 1L << 40));
       else if (flag == "--threads") a.threads = static_cast<int>(integer(1, 256));
       else if (flag == "--noise") a.noise = real(0, 100);
-      else if (flag == "--arms") a.arms = (fm::parse_arms(value, a.noise), value);
+      else if (flag == "--arms") {
+        fm::parse_arms(value, a.noise);  // rejects a bad list now; run() builds the arms once --noise is known
+        a.arms = value;
+      }
       else if (flag == "--lr-steps") a.lr_steps = fm::parse_fractions(value);
       else if (flag == "--data") a.data = value;
       else if (flag == "--out") a.out = value;
@@ -276,9 +279,9 @@ void print_epoch(const std::vector<fm::Arm>& arms, const fm::EpochRecord& r, int
   const double eta = (epochs - r.epoch) * r.wall_seconds;
   char rate[48] = "";
   if (stepped_lr) std::snprintf(rate, sizeof rate, ", lr %g", r.learning_rate);
+  const char* const models = arms.size() == 1 ? "one model" : arms.size() == 2 ? "both models" : "all models";
   std::printf("epoch %d/%d: %.1f s training (%.1f steps/s, %s)%s, ETA %s\n", r.epoch, epochs, r.wall_seconds,
-              r.steps / r.wall_seconds, arms.size() == 2 ? "both models" : "all models", rate,
-              fm::format_duration(eta).c_str());
+              r.steps / r.wall_seconds, models, rate, fm::format_duration(eta).c_str());
   for (std::size_t m = 0; m < arms.size(); ++m) {
     const fm::ModelEpoch& e = r.arms[m];
     std::printf("  %-14s  test acc %.2f%%  test loss %.4f  train loss %.4f | %.1f s: normalization %.2f s (%.0f%%), "
@@ -301,7 +304,9 @@ void accuracy_table(Lines& line, const Args& args, const std::vector<fm::Arm>& a
   std::snprintf(cell, sizeof cell, "%6s", "epoch");
   header += cell;
   // Columns as wide as their header plus two, at least 12: the two-arm table keeps its old layout.
-  const auto width = [&](std::size_t m) { return static_cast<int>(std::max<std::size_t>(arms[m].column.size() + 2, 12)); };
+  const auto width = [&](std::size_t m) {
+    return static_cast<int>(std::max<std::size_t>(arms[m].column.size() + 2, 12));
+  };
   for (std::size_t m = 0; m < arms.size(); ++m) {
     std::snprintf(cell, sizeof cell, "  %*s", width(m), arms[m].column.c_str());
     header += cell;
@@ -513,7 +518,8 @@ int run(const Args& args, const std::string& command) {
   std::string arm_list, progress_legend;
   for (std::size_t m = 0; m < models.size(); ++m) {
     const fm::Arm& arm = models.arms[m];
-    arm_list += (m == 0 ? "" : m + 1 == models.size() ? " vs " : ", ") + (arm.has_transform() ? arm.plot_title : arm.name);
+    const char* const separator = m == 0 ? "" : m + 1 == models.size() ? " vs " : ", ";
+    arm_list += separator + (arm.has_transform() ? arm.plot_title : arm.name);
     progress_legend += (m == 0 ? "" : ", ") + arm.tag + " = " + arm.name;
   }
   std::printf("normnorm %s: Fashion-MNIST, MLP 784-784-784-10, %s\n", NORMNORM_VERSION_STRING, arm_list.c_str());

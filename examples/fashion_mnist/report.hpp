@@ -79,7 +79,8 @@ inline void write_accuracy_csv(const std::filesystem::path& path, const std::vec
 }
 
 // Columns: bin centre, density of each arm, and the standard normal density.
-inline void write_histogram_csv(const std::filesystem::path& path, double low, double high, const std::vector<Arm>& arms,
+inline void write_histogram_csv(const std::filesystem::path& path, double low, double high,
+                                const std::vector<Arm>& arms,
                                 const std::vector<std::vector<double>>& densities) {
   std::ofstream out = open_for_writing(path);
   out << "x";
