@@ -1,6 +1,6 @@
 #pragma once
-// The live progress line ("nn" = normality norm, "bn" = batch norm; the losses are means
-// over the epoch so far): redrawn in place with '\r' on a terminal, at most ten times a
+// The live progress line (each arm's two-letter tag and its mean training loss over the
+// epoch so far: "loss nn 0.3735 bn 0.3515"): redrawn in place with '\r' on a terminal, at most ten times a
 // second and cut to the terminal's width; when the output is a file or a pipe, a plain
 // line at 25%, 50% and 75% of each epoch.
 
@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fashion_mnist {
 
@@ -31,7 +33,7 @@ class ProgressLine {
 
   struct State {
     int epoch = 0, epochs = 0, step = 0, steps = 0;
-    double loss_normal_norm = 0, loss_batch_norm = 0;  // mean over the epoch so far
+    std::vector<std::pair<std::string, double>> losses;  // (arm tag, mean over the epoch so far)
     double steps_per_second = 0;
     double eta_epoch = 0, eta_run = 0;                 // seconds
   };
@@ -51,10 +53,16 @@ class ProgressLine {
     const int width = 10, filled = width * s.step / s.steps;
     const std::string bar = std::string(static_cast<std::size_t>(filled), '#') +
                             std::string(static_cast<std::size_t>(width - filled), '.');
+    std::string losses = " loss";
+    for (const auto& [tag, loss] : s.losses) {
+      char value[32];
+      std::snprintf(value, sizeof value, " %s %.4f", tag.c_str(), loss);
+      losses += value;
+    }
     char text[256];
-    std::snprintf(text, sizeof text, "epoch %d/%d [%s] %d/%d  loss nn %.4f bn %.4f  %.1f steps/s  ETA %s (run %s)",
-                  s.epoch, s.epochs, bar.c_str(), s.step, s.steps, s.loss_normal_norm, s.loss_batch_norm,
-                  s.steps_per_second, format_duration(s.eta_epoch).c_str(), format_duration(s.eta_run).c_str());
+    std::snprintf(text, sizeof text, "epoch %d/%d [%s] %d/%d %s  %.1f steps/s  ETA %s (run %s)", s.epoch, s.epochs,
+                  bar.c_str(), s.step, s.steps, losses.c_str(), s.steps_per_second,
+                  format_duration(s.eta_epoch).c_str(), format_duration(s.eta_run).c_str());
     std::string line = text;
     if (terminal_) {
       // A line wider than the terminal would wrap, and '\r' only returns to the start of its last row.

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "arms.hpp"
+
 namespace fashion_mnist {
 
 // One model's numbers for one epoch.
@@ -31,14 +33,14 @@ struct ModelEpoch {
 struct EpochRecord {
   int epoch = 0;
   int steps = 0;
-  double wall_seconds = 0;  // the epoch's training, both models
-  ModelEpoch normal_norm, batch_norm;
+  double wall_seconds = 0;     // the epoch's training, all arms
+  double learning_rate = 0;    // at the epoch's last step
+  std::vector<ModelEpoch> arms;  // in the order of the arms
 };
 
 // What the plots' titles say about the run.
 struct RunLabel {
   int seed = 0;
-  double noise = 0;
   int probe_layer = 2;
   double qq_limit = 4.2;  // both axes of the Q-Q plot span [-qq_limit, qq_limit]
 };
@@ -50,52 +52,93 @@ inline std::ofstream open_for_writing(const std::filesystem::path& path) {
   return out;
 }
 
-inline void write_accuracy_csv(const std::filesystem::path& path, const std::vector<EpochRecord>& records) {
+// One column per (quantity, arm), quantity-major: with the default arms the header is
+// the one the demo always wrote, plus learning_rate at the end.
+inline void write_accuracy_csv(const std::filesystem::path& path, const std::vector<Arm>& arms,
+                               const std::vector<EpochRecord>& records) {
+  struct Quantity {
+    const char* suffix;
+    double ModelEpoch::*value;
+  };
+  const Quantity quantities[] = {{"test_accuracy", &ModelEpoch::test_accuracy},
+                                 {"test_loss", &ModelEpoch::test_loss},
+                                 {"train_loss", &ModelEpoch::train_loss},
+                                 {"train_seconds", &ModelEpoch::train_seconds},
+                                 {"normalization_seconds", &ModelEpoch::norm_seconds}};
   std::ofstream out = open_for_writing(path);
-  out << "epoch,normality_norm_test_accuracy,batch_norm_test_accuracy,normality_norm_test_loss,batch_norm_test_loss,"
-         "normality_norm_train_loss,batch_norm_train_loss,normality_norm_train_seconds,batch_norm_train_seconds,"
-         "normality_norm_normalization_seconds,batch_norm_normalization_seconds\n";
-  for (const EpochRecord& r : records)
-    out << r.epoch << ',' << r.normal_norm.test_accuracy << ',' << r.batch_norm.test_accuracy << ','
-        << r.normal_norm.test_loss << ',' << r.batch_norm.test_loss << ',' << r.normal_norm.train_loss << ','
-        << r.batch_norm.train_loss << ',' << r.normal_norm.train_seconds << ',' << r.batch_norm.train_seconds << ','
-        << r.normal_norm.norm_seconds << ',' << r.batch_norm.norm_seconds << '\n';
-}
-
-// Columns: bin centre, density of each model, and the standard normal density.
-inline void write_histogram_csv(const std::filesystem::path& path, double low, double high,
-                                const std::vector<double>& normal_norm, const std::vector<double>& batch_norm) {
-  std::ofstream out = open_for_writing(path);
-  out << "x,normality_norm_density,batch_norm_density,standard_normal_density\n";
-  const double width = (high - low) / static_cast<double>(normal_norm.size());
-  for (std::size_t i = 0; i < normal_norm.size(); ++i) {
-    const double x = low + (static_cast<double>(i) + 0.5) * width;
-    out << x << ',' << normal_norm[i] << ',' << batch_norm[i] << ',' << std::exp(-0.5 * x * x) / std::sqrt(2 * 3.14159265358979323846)
-        << '\n';
+  out << "epoch";
+  for (const Quantity& q : quantities)
+    for (const Arm& arm : arms) out << ',' << arm.key << '_' << q.suffix;
+  out << ",learning_rate\n";
+  for (const EpochRecord& r : records) {
+    out << r.epoch;
+    for (const Quantity& q : quantities)
+      for (const ModelEpoch& e : r.arms) out << ',' << e.*q.value;
+    out << ',' << r.learning_rate << '\n';
   }
 }
 
-// Columns: the standard normal quantile z, and each model's sample quantile at Phi(z).
-inline void write_qq_csv(const std::filesystem::path& path, const std::vector<double>& z,
-                         const std::vector<double>& normal_norm, const std::vector<double>& batch_norm) {
+// Columns: bin centre, density of each arm, and the standard normal density.
+inline void write_histogram_csv(const std::filesystem::path& path, double low, double high,
+                                const std::vector<Arm>& arms,
+                                const std::vector<std::vector<double>>& densities) {
   std::ofstream out = open_for_writing(path);
-  out << "normal_quantile,normality_norm_quantile,batch_norm_quantile\n";
-  for (std::size_t i = 0; i < z.size(); ++i) out << z[i] << ',' << normal_norm[i] << ',' << batch_norm[i] << '\n';
+  out << "x";
+  for (const Arm& arm : arms) out << ',' << arm.key << "_density";
+  out << ",standard_normal_density\n";
+  const std::size_t bins = densities.front().size();
+  const double width = (high - low) / static_cast<double>(bins);
+  for (std::size_t i = 0; i < bins; ++i) {
+    const double x = low + (static_cast<double>(i) + 0.5) * width;
+    out << x;
+    for (const auto& density : densities) out << ',' << density[i];
+    out << ',' << std::exp(-0.5 * x * x) / std::sqrt(2 * 3.14159265358979323846) << '\n';
+  }
+}
+
+// Columns: the standard normal quantile z, and each arm's sample quantile at Phi(z).
+inline void write_qq_csv(const std::filesystem::path& path, const std::vector<double>& z, const std::vector<Arm>& arms,
+                         const std::vector<std::vector<double>>& quantiles) {
+  std::ofstream out = open_for_writing(path);
+  out << "normal_quantile";
+  for (const Arm& arm : arms) out << ',' << arm.key << "_quantile";
+  out << '\n';
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    out << z[i];
+    for (const auto& q : quantiles) out << ',' << q[i];
+    out << '\n';
+  }
 }
 
 // The gnuplot script that draws the three PNGs from the CSVs; it is kept in the report
-// folder, so `cd REPORT && gnuplot plots.gp` redraws them.
-inline std::string gnuplot_script(const RunLabel& label, int epochs) {
+// folder, so `cd REPORT && gnuplot plots.gp` redraws them. Column 2 + m of each CSV is
+// arm m; batch norm's boxes and points go first so the others are drawn over them.
+inline std::string gnuplot_script(const RunLabel& label, const std::vector<Arm>& arms, int epochs) {
+  std::vector<std::size_t> draw_order;
+  for (std::size_t m = 0; m < arms.size(); ++m)
+    if (!arms[m].has_transform()) draw_order.push_back(m);
+  for (std::size_t m = 0; m < arms.size(); ++m)
+    if (arms[m].has_transform()) draw_order.push_back(m);
+  // 'file' using 1:COLUMN STYLE lc rgb 'COLOUR' title 'TITLE', one arm per line.
+  const auto plot_arms = [&](const std::string& file, const std::vector<std::size_t>& order, const std::string& style) {
+    std::ostringstream plot;
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const std::size_t m = order[i];
+      plot << (i == 0 ? "plot '" + file + "'" : "     ''") << " using 1:" << 2 + m << ' ' << style << " lc rgb '"
+           << arms[m].color << "' title '" << arms[m].plot_title << "', \\\n";
+    }
+    return plot.str();
+  };
+  std::vector<std::size_t> listed_order(arms.size());
+  for (std::size_t m = 0; m < arms.size(); ++m) listed_order[m] = m;
+  const std::string normal_column = std::to_string(2 + arms.size());
+
   std::ostringstream gp;
   gp << "# Redraw with: gnuplot plots.gp (in this folder)\n"
         "set terminal pngcairo size 800,500 font 'DejaVu Sans,11'\n"
         "set datafile separator ','\n"
         "set grid\n"
-        "set key bottom right\n"
-        "nn = 'BatchNormalNorm1d (noise "
-     << label.noise
-     << ")'\n"
-        "bn = 'batch norm (power transform off)'\n\n"
+        "set key bottom right\n\n"
         "set output 'accuracy.png'\n"
         "set title 'Fashion-MNIST test accuracy, MLP 784-784-784-10, seed "
      << label.seed
@@ -103,9 +146,10 @@ inline std::string gnuplot_script(const RunLabel& label, int epochs) {
         "set xlabel 'epoch'\n"
         "set ylabel 'test accuracy (%)'\n";
   if (epochs <= 25) gp << "set xtics 1\nset xrange [0.5:" << epochs << ".5]\n";
-  gp << "plot 'accuracy.csv' using 1:2 with linespoints lw 2 pt 7 lc rgb '#d95f02' title nn, \\\n"
-        "     '' using 1:3 with linespoints lw 2 pt 5 lc rgb '#1b9e77' title bn\n\n"
-        "set output 'feature_histogram.png'\n"
+  std::string accuracy_plot = plot_arms("accuracy.csv", listed_order, "with linespoints lw 2 pt 7");
+  accuracy_plot.resize(accuracy_plot.size() - 4);  // the last line ends the plot command
+  gp << accuracy_plot << "\n\n"
+     << "set output 'feature_histogram.png'\n"
         "set title 'Hidden layer "
      << label.probe_layer
      << ": normalized features on the test set (each standardized, pooled)'\n"
@@ -117,9 +161,9 @@ inline std::string gnuplot_script(const RunLabel& label, int epochs) {
         "set yrange [0:*]\n"
         "set offsets 0, 0, graph 0.05, 0\n"
         "set style fill transparent solid 0.35 noborder\n"
-        "plot 'feature_histogram.csv' using 1:3 with boxes lc rgb '#1b9e77' title bn, \\\n"
-        "     '' using 1:2 with boxes lc rgb '#d95f02' title nn, \\\n"
-        "     '' using 1:4 with lines lw 2 dt 2 lc rgb 'black' title 'standard normal'\n\n"
+     << plot_arms("feature_histogram.csv", draw_order, "with boxes")
+     << "     '' using 1:" << normal_column
+     << " with lines lw 2 dt 2 lc rgb 'black' title 'standard normal'\n\n"
         "set terminal pngcairo size 640,600 font 'DejaVu Sans,11'\n"
         "set output 'feature_qq.png'\n"
         "set title 'Hidden layer "
@@ -134,9 +178,8 @@ inline std::string gnuplot_script(const RunLabel& label, int epochs) {
      << label.qq_limit << ":" << label.qq_limit << "]\n"
         "set size ratio 1\n"
         "set offsets 0, 0, 0, 0\n"
-        "plot 'feature_qq.csv' using 1:3 with points pt 5 ps 0.6 lc rgb '#1b9e77' title bn, \\\n"
-        "     '' using 1:2 with points pt 7 ps 0.6 lc rgb '#d95f02' title nn, \\\n"
-        "     x with lines lw 1.5 dt 2 lc rgb 'black' title 'y = x (normal)'\n";
+     << plot_arms("feature_qq.csv", draw_order, "with points pt 7 ps 0.6")
+     << "     x with lines lw 1.5 dt 2 lc rgb 'black' title 'y = x (normal)'\n";
   return gp.str();
 }
 
