@@ -3,8 +3,8 @@
 // of in every translation unit (docs/integration.md, "Compile time").
 //
 // Every call into normnorm selects its kernels through engine::kernels_for, which
-// takes the address of forward, backward, transpose and fill_noise for float and
-// double on two instruction sets: the scalar path and xsimd::default_arch. Those eight
+// takes the address of forward, backward, transpose, fill_noise and apply_evaluation
+// for float and double on two instruction sets: the scalar path and xsimd::default_arch. Those eight
 // kernel pairs are nearly all of a translation unit's compile time, whichever forms
 // it uses. With NORMNORM_EXTERN_TEMPLATES defined (linking normnorm::compiled defines
 // it), they are declared here as instantiated elsewhere, and src/compiled.cpp defines
@@ -20,11 +20,15 @@
 
 // prefix: `extern` for a declaration, nothing for a definition.
 #define NORMNORM_KERNELS_OF(prefix, T, Arch)                                                                     \
-  prefix template Status engine::forward<T, Arch>(const engine::ForwardRequest<T>&, SavedContext<T>&);          \
-  prefix template void engine::backward<T, Arch>(const engine::BackwardRequest<T>&, SavedContext<T>&);          \
+  prefix template index_t engine::forward<T, Arch>(const engine::ForwardRequest<T>&, SavedContext<T>&,          \
+                                                   const engine::Workers&);                                     \
+  prefix template void engine::backward<T, Arch>(const engine::BackwardRequest<T>&, SavedContext<T>&,           \
+                                                 const engine::Workers&);                                       \
   prefix template void engine::transpose<T, Arch>(const engine::Transposition&, const T*, T*, bool,             \
-                                                  const Eigen::ThreadPoolDevice*);                              \
-  prefix template void engine::fill_noise<T, Arch>(const NoiseSource<T>&, index_t, index_t, T*);
+                                                  const engine::Workers&);                                      \
+  prefix template void engine::fill_noise<T, Arch>(const NoiseSource<T>&, index_t, index_t, T*);                \
+  prefix template void engine::apply_evaluation<T, Arch>(const Layout&, const T*, T*, const EvaluationCache<T>&, \
+                                                         const engine::Workers&);
 
 #define NORMNORM_ALL_KERNELS(prefix)                           \
   NORMNORM_KERNELS_OF(prefix, float, math::scalar_arch)        \
