@@ -249,7 +249,8 @@ variable_list NormalNormFunction::backward(AutogradContext* ctx, variable_list g
   auto saved = c10::static_intrusive_pointer_cast<Saved>(ctx->saved_data["normnorm"].toCapsule());
   const at::Tensor& input = tensors[0];
   const bool want_input = ctx->needs_input_grad(0);
-  const bool want_affine = ctx->needs_input_grad(1) || ctx->needs_input_grad(2);
+  // Edges exist for the tensors given only: (input), or (input, weight, bias) when affine.
+  const bool want_affine = saved->config.options.affine && (ctx->needs_input_grad(1) || ctx->needs_input_grad(2));
   if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   const at::Tensor grad = grads[0].to(input.scalar_type());
   return input.scalar_type() == at::kFloat ? backward_typed<float>(*saved, input, tensors[1], grad, want_input, want_affine)
