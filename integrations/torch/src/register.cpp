@@ -31,7 +31,7 @@ Options options_from(double eps, c10::optional<double> momentum, double noise_tr
 
 bool given(const c10::optional<at::Tensor>& t) { return t.has_value() && t->defined(); }
 
-at::Tensor batch_form(bool two_d, const at::Tensor& input, const c10::optional<at::Tensor>& weight,
+at::Tensor batch_form(bool two_d, const at::Tensor& input, int64_t num_features, const c10::optional<at::Tensor>& weight,
                       const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,
                       const c10::optional<at::Tensor>& running_var, const c10::optional<at::Tensor>& running_lmbda,
                       const c10::optional<at::Tensor>& running_norm,
@@ -39,14 +39,11 @@ at::Tensor batch_form(bool two_d, const at::Tensor& input, const c10::optional<a
                       c10::optional<double> momentum, double noise_train, int64_t order, double alpha, bool standardize,
                       bool power_transform, c10::string_view estimator, int64_t newton_iterations,
                       c10::string_view evaluation_map) {
-  TORCH_CHECK(input.dim() >= 2, "normnorm: ", two_d ? "BatchNormalNorm2d" : "BatchNormalNorm1d",
-              ": expected input (N, C, ...), got ", input.dim(), " dimensions");
   const bool tracked = given(running_mean);
   const Options o = options_from(eps, momentum, noise_train, order, alpha, standardize, power_transform, estimator,
                                  newton_iterations, evaluation_map, given(weight), tracked);
-  const index_t channels = input.size(1);
-  const LayerConfig config = two_d ? LayerConfig::batch_normal_norm_2d(channels, o)
-                                   : LayerConfig::batch_normal_norm_1d(channels, o);
+  const LayerConfig config = two_d ? LayerConfig::batch_normal_norm_2d(num_features, o)
+                                   : LayerConfig::batch_normal_norm_1d(num_features, o);
   RunningTensors running;
   if (tracked) {
     running.mean = *running_mean;
@@ -59,14 +56,14 @@ at::Tensor batch_form(bool two_d, const at::Tensor& input, const c10::optional<a
 }
 
 #define NORMNORM_BATCH_OP(name, two_d)                                                                                \
-  at::Tensor name(const at::Tensor& input, const c10::optional<at::Tensor>& weight,                                 \
+  at::Tensor name(const at::Tensor& input, int64_t num_features, const c10::optional<at::Tensor>& weight,          \
                   const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,             \
                   const c10::optional<at::Tensor>& running_var, const c10::optional<at::Tensor>& running_lmbda,     \
                   const c10::optional<at::Tensor>& running_norm, const c10::optional<at::Tensor>& num_batches_tracked, \
                   bool training, double eps, c10::optional<double> momentum, double noise_train, int64_t order,    \
                   double alpha, bool standardize, bool power_transform, c10::string_view estimator,                \
                   int64_t newton_iterations, c10::string_view evaluation_map) {                                     \
-    return batch_form(two_d, input, weight, bias, running_mean, running_var, running_lmbda, running_norm,            \
+    return batch_form(two_d, input, num_features, weight, bias, running_mean, running_var, running_lmbda, running_norm,            \
                       num_batches_tracked, training, eps, momentum, noise_train, order, alpha, standardize,          \
                       power_transform, estimator, newton_iterations, evaluation_map);                               \
   }
@@ -88,27 +85,24 @@ at::Tensor layer_normal_norm(const at::Tensor& input, at::IntArrayRef normalized
   return normal_norm(config, input, weight, bias, {}, training);
 }
 
-at::Tensor group_normal_norm(const at::Tensor& input, int64_t num_groups, const c10::optional<at::Tensor>& weight,
+at::Tensor group_normal_norm(const at::Tensor& input, int64_t num_channels, int64_t num_groups,
+                             const c10::optional<at::Tensor>& weight,
                              const c10::optional<at::Tensor>& bias, bool training, double eps, double noise_train,
                              int64_t order, double alpha, bool standardize, bool power_transform,
                              c10::string_view estimator, int64_t newton_iterations) {
-  TORCH_CHECK(input.dim() >= 2, "normnorm: GroupNormalNorm: expected input (N, C, ...), got ", input.dim(),
-              " dimensions");
   const Options o = options_from(eps, 0.1, noise_train, order, alpha, standardize, power_transform, estimator,
                                  newton_iterations, "exact", given(weight), false);
-  const LayerConfig config = LayerConfig::group_normal_norm(num_groups, input.size(1), o);
+  const LayerConfig config = LayerConfig::group_normal_norm(num_groups, num_channels, o);
   return normal_norm(config, input, weight, bias, {}, training);
 }
 
-at::Tensor instance_normal_norm_2d(const at::Tensor& input, const c10::optional<at::Tensor>& weight,
+at::Tensor instance_normal_norm_2d(const at::Tensor& input, int64_t num_features, const c10::optional<at::Tensor>& weight,
                                    const c10::optional<at::Tensor>& bias, bool training, double eps,
                                    double noise_train, int64_t order, double alpha, bool standardize,
                                    bool power_transform, c10::string_view estimator, int64_t newton_iterations) {
-  TORCH_CHECK(input.dim() >= 2, "normnorm: InstanceNormalNorm2d: expected 4-D input (N, C, H, W), got ", input.dim(),
-              " dimensions");
   const Options o = options_from(eps, 0.1, noise_train, order, alpha, standardize, power_transform, estimator,
                                  newton_iterations, "exact", given(weight), false);
-  const LayerConfig config = LayerConfig::instance_normal_norm_2d(input.size(1), o);
+  const LayerConfig config = LayerConfig::instance_normal_norm_2d(num_features, o);
   return normal_norm(config, input, weight, bias, {}, training);
 }
 
@@ -118,7 +112,7 @@ at::Tensor instance_normal_norm_2d(const at::Tensor& input, const c10::optional<
   "bool power_transform=True, str estimator=\"newton_step\", int newton_iterations=1"
 
 #define NORMNORM_BATCH_SCHEMA(name)                                                                          \
-  name "(Tensor input, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, Tensor(b!)? running_var, "   \
+  name "(Tensor input, int num_features, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, Tensor(b!)? running_var, "   \
        "Tensor(c!)? running_lmbda, Tensor(d!)? running_norm, Tensor(e!)? num_batches_tracked, bool training, " \
        "float eps=1e-05, float? momentum=0.1, float noise_train=0.4, int order=2, float alpha=1.0, "         \
        "bool standardize=True, bool power_transform=True, str estimator=\"newton_step\", "                     \
@@ -133,9 +127,9 @@ TORCH_LIBRARY(normnorm, m) {
   m.def(NORMNORM_BATCH_SCHEMA("batch_normal_norm_2d"));
   m.def("layer_normal_norm(Tensor input, int[] normalized_shape, Tensor? weight, Tensor? bias, bool training, "
         NORMNORM_OPTIONS("1.0") ") -> Tensor");
-  m.def("group_normal_norm(Tensor input, int num_groups, Tensor? weight, Tensor? bias, bool training, "
+  m.def("group_normal_norm(Tensor input, int num_channels, int num_groups, Tensor? weight, Tensor? bias, bool training, "
         NORMNORM_OPTIONS("0.4") ") -> Tensor");
-  m.def("instance_normal_norm_2d(Tensor input, Tensor? weight, Tensor? bias, bool training, "
+  m.def("instance_normal_norm_2d(Tensor input, int num_features, Tensor? weight, Tensor? bias, bool training, "
         NORMNORM_OPTIONS("0.4") ") -> Tensor");
 }
 

@@ -75,12 +75,12 @@ def call(form, x, w, b, training, shape, estimator, iterations, noise):
     opts = dict(noise_train=noise, estimator=estimator, newton_iterations=iterations)
     if form in ("batch_1d", "batch_2d"):
         op = ops.batch_normal_norm_1d if form == "batch_1d" else ops.batch_normal_norm_2d
-        return op(x, w, b, *running(shape), training, **opts)
+        return op(x, shape, w, b, *running(shape), training, **opts)
     if form == "layer":
         return ops.layer_normal_norm(x, list(shape), w, b, training, **opts)
     if form == "group":
-        return ops.group_normal_norm(x, 2, w, b, training, **opts)
-    return ops.instance_normal_norm_2d(x, w, b, training, **opts)
+        return ops.group_normal_norm(x, shape, 2, w, b, training, **opts)
+    return ops.instance_normal_norm_2d(x, shape, w, b, training, **opts)
 
 
 CASES = {"batch_1d": batch_1d_case, "batch_2d": batch_2d_case, "layer": layer_case, "group": group_case,
@@ -144,7 +144,7 @@ class GradcheckTest(unittest.TestCase):
         # A batch-1d channel (-1, 0, 1) x 0.5: at the middle value the paper's code drops
         # psi_h = 1; the true derivative, checked by central differences, keeps it.
         x = torch.tensor([[-0.5], [0.0], [0.5]], dtype=D, requires_grad=True)
-        f = lambda t: ops.batch_normal_norm_1d(t, None, None, None, None, None, None, None, True, noise_train=0.0)
+        f = lambda t: ops.batch_normal_norm_1d(t, 1, None, None, None, None, None, None, None, True, noise_train=0.0)
         y = f(x)
         grad_y = torch.tensor([[0.3], [1.0], [-0.2]], dtype=D)
         (grad_x,) = torch.autograd.grad(y, x, grad_y)

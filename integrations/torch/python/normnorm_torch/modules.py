@@ -82,11 +82,11 @@ class _BatchNormalNorm(nn.Module):
         count = self.num_batches_tracked if track else None
         if self.two_d:
             return torch.ops.normnorm.batch_normal_norm_2d(
-                input, self.weight, self.bias, mean, var, lmbda, norm, count, self.training, self.eps,
+                input, self.num_features, self.weight, self.bias, mean, var, lmbda, norm, count, self.training, self.eps,
                 self.momentum, self.noise_train, self.order, self.alpha, self.standardize, self.power_transform,
                 self.estimator, self.newton_iterations, self.evaluation_map)
         return torch.ops.normnorm.batch_normal_norm_1d(
-            input, self.weight, self.bias, mean, var, lmbda, norm, count, self.training, self.eps,
+            input, self.num_features, self.weight, self.bias, mean, var, lmbda, norm, count, self.training, self.eps,
             self.momentum, self.noise_train, self.order, self.alpha, self.standardize, self.power_transform,
             self.estimator, self.newton_iterations, self.evaluation_map)
 
@@ -167,7 +167,7 @@ class GroupNormalNorm(_SampleNormalNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         return torch.ops.normnorm.group_normal_norm(
-            input, self.num_groups, self.weight, self.bias, self.training, self.eps, self.noise_train, self.order,
+            input, self.num_channels, self.num_groups, self.weight, self.bias, self.training, self.eps, self.noise_train, self.order,
             self.alpha, self.standardize, self.power_transform, self.estimator, self.newton_iterations)
 
     def extra_repr(self) -> str:
@@ -190,7 +190,7 @@ class InstanceNormalNorm2d(_SampleNormalNorm):
 
     def forward(self, input: Tensor) -> Tensor:
         return torch.ops.normnorm.instance_normal_norm_2d(
-            input, self.weight, self.bias, self.training, self.eps, self.noise_train, self.order, self.alpha,
+            input, self.num_features, self.weight, self.bias, self.training, self.eps, self.noise_train, self.order, self.alpha,
             self.standardize, self.power_transform, self.estimator, self.newton_iterations)
 
     def extra_repr(self) -> str:
