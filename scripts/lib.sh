@@ -12,6 +12,10 @@ NORMNORM_DEB_PACKAGES=(
   g++ cmake make pkg-config
   libeigen3-dev libxsimd-dev
   catch2 librandom123-dev libbenchmark-dev zlib1g-dev
+  # The PyTorch integration (integrations/torch) and its tests: libtorch-dev has
+  # TorchConfig.cmake, python3-torch the same 1.13.1 build for Python; the libtorch
+  # example trains on Fashion-MNIST.
+  libtorch-dev python3-torch python3-numpy dataset-fashion-mnist
 )
 
 # Extra packages for the sanitizer and fuzzing stages of scripts/test: Clang 14 with
