@@ -173,6 +173,21 @@ class LayoutThreadsNoiseTest(unittest.TestCase):
                     for key, value in after_dense.items():
                         self.assertTrue(torch.allclose(buffers(module)[key], value, rtol=1e-6, atol=1e-7), key)
 
+    def test_channels_last_draws_the_same_noise(self):
+        for name in ("BatchNormalNorm2d", "GroupNormalNorm", "InstanceNormalNorm2d"):
+            with self.subTest(name):
+                args, kwargs = ARGS[name]
+                module = getattr(nt, name)(*args, **dict(kwargs, noise_train=0.4))
+                x = skewed((8, 6, 7, 9), 23, torch.float32)
+                torch.manual_seed(24)
+                dense = module(x)
+                torch.manual_seed(24)
+                cl = module(x.contiguous(memory_format=torch.channels_last))
+                torch.manual_seed(25)
+                other = module(x)
+                self.assertTrue(torch.allclose(dense, cl, rtol=2e-6, atol=2e-6))
+                self.assertFalse(torch.allclose(dense, other, rtol=1e-3, atol=1e-3))
+
     def test_one_and_two_threads_are_bit_identical(self):
         # Shapes large enough for normnorm to split the work. 16 channels: with a channel
         # count that is not a multiple of the SIMD width, the core's channels-last evaluation
