@@ -250,6 +250,10 @@ variable_list NormalNormFunction::backward(AutogradContext* ctx, variable_list g
   // Edges exist for the tensors given only: (input), or (input, weight, bias) when affine.
   const bool want_affine = saved->config.options.affine && (ctx->needs_input_grad(1) || ctx->needs_input_grad(2));
   if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  // The backward is not itself differentiable: refuse rather than return gradients whose
+  // own derivative would silently miss this layer's second-order terms.
+  TORCH_CHECK(!(at::GradMode::is_enabled() && grads[0].requires_grad()), "normnorm: ", saved->config.name(),
+              ": double backward (create_graph=True through this layer) is not supported");
   const at::Tensor grad = grads[0].to(input.scalar_type());
   return input.scalar_type() == at::kFloat ? backward_typed<float>(*saved, input, tensors[1], grad, want_input, want_affine)
                                            : backward_typed<double>(*saved, input, tensors[1], grad, want_input, want_affine);

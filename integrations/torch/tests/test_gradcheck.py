@@ -140,6 +140,14 @@ class GradcheckTest(unittest.TestCase):
                 self.assertTrue(torch.allclose(gw1, (grad_y * z).sum(reduce_dims), rtol=1e-10, atol=1e-12))
                 self.assertTrue(torch.allclose(gb1, grad_y.sum(reduce_dims), rtol=1e-10, atol=1e-12))
 
+    def test_double_backward_is_refused(self):
+        x = torch.randn(4, 3, dtype=D, requires_grad=True)
+        y = ops.batch_normal_norm_1d(x, 3, None, None, None, None, None, None, None, True, noise_train=0.0)
+        with self.assertRaisesRegex(RuntimeError, "double backward .* is not supported"):
+            torch.autograd.grad((y ** 2).sum(), x, create_graph=True)
+        (g,) = torch.autograd.grad((y ** 2).sum(), x)  # first order still works
+        self.assertEqual(g.shape, x.shape)
+
     def test_gradient_at_the_group_mean_is_the_true_one(self):
         # A batch-1d channel (-1, 0, 1) x 0.5: at the middle value the paper's code drops
         # psi_h = 1; the true derivative, checked by central differences, keeps it.
