@@ -174,6 +174,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="fewer, shorter samples")
     p.add_argument("--skip-layers", action="store_true", help="only the ResNet step")
     p.add_argument("--batch", type=int, default=128, help="ResNet batch (default 128)")
+    p.add_argument("--resnet-threads", default="2", help="comma list of thread counts for the ResNet (default 2)")
     args = p.parse_args()
     repeats = args.repeats or (3 if args.quick else 5)
     min_time = args.min_sample_time or (0.1 if args.quick else 0.3)
@@ -205,16 +206,18 @@ def main():
                         1e3 * t["normnorm"], t["normnorm"] / t["native"], t["eager"] / t["normnorm"]), flush=True)
         print()
 
-    torch.set_num_threads(2)
-    t = interleaved({name: resnet_step(norm, args.batch) for name, norm in NORMS.items()}, repeats, min_time)
-    base = t["BatchNorm2d (PyTorch)"]
-    print("Narrow ResNet (3x3 stem, stages 16/32/64 x 2 basic blocks), batch {} of 1x28x28, one training "
-          "step (forward, backward, SGD), 2 threads:\n".format(args.batch))
-    print("| every norm layer | ms per step | / BatchNorm2d |")
-    print("|---|---:|---:|")
-    for name, seconds in t.items():
-        print("| {} | {:.1f} | {:.2f}x |".format(name, 1e3 * seconds, seconds / base))
-    print("\nload average {:.1f} at the end".format(os.getloadavg()[0]))
+    for threads in [int(t) for t in args.resnet_threads.split(",")]:
+        torch.set_num_threads(threads)
+        t = interleaved({name: resnet_step(norm, args.batch) for name, norm in NORMS.items()}, repeats, min_time)
+        base = t["BatchNorm2d (PyTorch)"]
+        print("Narrow ResNet (3x3 stem, stages 16/32/64 x 2 basic blocks), batch {} of 1x28x28, one training "
+              "step (forward, backward, SGD), {} thread(s):\n".format(args.batch, threads))
+        print("| every norm layer | ms per step | / BatchNorm2d |")
+        print("|---|---:|---:|")
+        for name, seconds in t.items():
+            print("| {} | {:.1f} | {:.2f}x |".format(name, 1e3 * seconds, seconds / base))
+        print(flush=True)
+    print("load average {:.1f} at the end".format(os.getloadavg()[0]))
     return 0
 
 
