@@ -30,6 +30,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree for paper_layers
 sys.path.insert(0, os.path.join(REPO, "build", "python"))
 sys.path.insert(0, os.path.join(REPO, "integrations", "torch", "tests"))
 
