@@ -14,6 +14,10 @@ NORMNORM_DEB_PACKAGES=(
   libeigen3-dev libxsimd-dev
   catch2 librandom123-dev libbenchmark-dev zlib1g-dev
   libzip-dev nlohmann-json3-dev clang
+  # The PyTorch integration (integrations/torch) and its tests: libtorch-dev has
+  # TorchConfig.cmake, python3-torch the same 1.13.1 build for Python; the libtorch
+  # example trains on Fashion-MNIST.
+  libtorch-dev python3-torch python3-numpy dataset-fashion-mnist
 )
 
 # Extra packages for the sanitizer and fuzzing stages of scripts/test: Clang 14 with

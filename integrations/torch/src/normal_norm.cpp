@@ -1,0 +1,294 @@
+// The adapter: torch tensors in, normnorm's raw-pointer API underneath, autograd around it.
+
+#include "normnorm/torch/ops.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <variant>
+
+#include <normnorm/api.hpp>
+
+namespace normnorm::torch {
+namespace {
+
+using ::torch::autograd::AutogradContext;
+using ::torch::autograd::variable_list;
+
+// Raises a failed Status as c10::Error (Python: RuntimeError) with normnorm's message.
+void check(const Status& status) { TORCH_CHECK(status.ok(), status.message()); }
+
+// An Eigen pool per thread count, made on first use and kept for the process (never
+// destroyed: the interpreter may exit while a pool would still be joining). Spinning
+// is off: PyTorch's own threads run the next op as soon as ours return.
+const Eigen::ThreadPoolDevice* device_for(int threads) {
+  if (threads <= 1) return nullptr;
+  static std::mutex mutex;
+  static std::map<int, const Eigen::ThreadPoolDevice*> devices;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& device = devices[threads];
+  if (!device) device = new Eigen::ThreadPoolDevice(new Eigen::ThreadPool(threads, /*allow_spinning=*/false), threads);
+  return device;
+}
+
+Execution execution() {
+  Execution e;
+  e.device = device_for(at::get_num_threads());
+  return e;
+}
+
+// A key for this call's noise from PyTorch's default CPU generator (under its lock).
+std::uint64_t draw_noise_key() {
+  auto generator = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get<at::CPUGeneratorImpl>()->random64();
+}
+
+bool channels_last_strides(const at::Tensor& x) {
+  // (N, C, spatial...) stored as (N, spatial..., C): what normnorm calls channels_last.
+  if (x.dim() < 3) return false;
+  int64_t expected = 1;
+  const auto sizes = x.sizes();
+  const auto strides = x.strides();
+  auto fits = [&](int64_t axis) {
+    if (sizes[axis] != 1 && strides[axis] != expected) return false;
+    expected *= sizes[axis];
+    return true;
+  };
+  if (!fits(1)) return false;
+  for (int64_t axis = x.dim() - 1; axis >= 2; --axis)
+    if (!fits(axis)) return false;
+  return fits(0);
+}
+
+// The input as normnorm reads it: contiguous, or channels_last for the forms that take it
+// (no copy in both cases); any other strides are copied to contiguous.
+struct Layouted {
+  at::Tensor tensor;
+  MemoryFormat format;
+};
+Layouted layouted(const at::Tensor& x, Form form) {
+  if (x.is_contiguous()) return {x, MemoryFormat::contiguous};
+  const bool takes_channels_last = form == Form::batch_2d || form == Form::instance_2d || form == Form::group;
+  if (takes_channels_last && channels_last_strides(x)) return {x, MemoryFormat::channels_last};
+  return {x.contiguous(), MemoryFormat::contiguous};
+}
+
+// A tensor of x's sizes in `format`'s memory order.
+at::Tensor empty_in(const at::Tensor& like, MemoryFormat format) {
+  if (format == MemoryFormat::contiguous) return at::empty(like.sizes(), like.options());
+  std::vector<int64_t> order{0};  // physical order: N, spatial..., C
+  for (int64_t axis = 2; axis < like.dim(); ++axis) order.push_back(axis);
+  order.push_back(1);
+  std::vector<int64_t> physical;
+  for (int64_t axis : order) physical.push_back(like.size(axis));
+  std::vector<int64_t> inverse(order.size());
+  for (size_t i = 0; i < order.size(); ++i) inverse[order[i]] = static_cast<int64_t>(i);
+  return at::empty(physical, like.options()).permute(inverse);
+}
+
+Shape shape_of(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() <= Shape::max_rank, "normnorm: input rank ", x.dim(), " is above ", Shape::max_rank);
+  return Shape(x.sizes().data(), static_cast<int>(x.dim()));
+}
+
+void check_parameter(const LayerConfig& config, const at::Tensor& p, const char* name, const at::Tensor& input) {
+  TORCH_CHECK(p.defined(), "normnorm: ", config.name(), ": affine is on but ", name, " is missing");
+  TORCH_CHECK(p.device().is_cpu(), "normnorm: ", config.name(), ": ", name, " must be a CPU tensor");
+  TORCH_CHECK(p.scalar_type() == input.scalar_type(), "normnorm: ", config.name(), ": ", name, " has dtype ",
+              p.scalar_type(), " but the input has ", input.scalar_type());
+}  // its length: normnorm checks it
+
+// The running statistics as normnorm's view; each tensor must be contiguous and of T.
+template <class T>
+RunningStats<T> running_view(const LayerConfig& config, const RunningTensors& r, const at::Tensor& input) {
+  RunningStats<T> view;
+  if (!config.has_running_stats()) return view;
+  for (auto [tensor, name] : {std::pair<const at::Tensor*, const char*>{&r.mean, "running_mean"},
+                              {&r.var, "running_var"}, {&r.lambda, "running_lmbda"}, {&r.norm, "running_norm"}}) {
+    TORCH_CHECK(tensor->defined(), "normnorm: ", config.name(), ": track_running_stats is on but ", name, " is missing");
+    TORCH_CHECK(tensor->device().is_cpu() && tensor->is_contiguous() && tensor->scalar_type() == input.scalar_type(),
+                "normnorm: ", config.name(), ": ", name, " must be a contiguous CPU tensor of the input's dtype ",
+                input.scalar_type(), ", got ", tensor->scalar_type());
+  }
+  view.mean = r.mean.data_ptr<T>();
+  view.var = r.var.data_ptr<T>();
+  view.lambda = r.lambda.data_ptr<T>();
+  view.norm = r.norm.data_ptr<T>();
+  view.size = r.mean.numel();
+  TORCH_CHECK(r.var.numel() == view.size && r.lambda.numel() == view.size && r.norm.numel() == view.size,
+              "normnorm: ", config.name(), ": the running statistics differ in length");
+  if (r.num_batches_tracked.defined()) {
+    TORCH_CHECK(r.num_batches_tracked.scalar_type() == at::kLong && r.num_batches_tracked.numel() == 1,
+                "normnorm: ", config.name(), ": num_batches_tracked must be one int64 value");
+    view.num_batches_tracked = r.num_batches_tracked.data_ptr<std::int64_t>();
+  }
+  return view;
+}
+
+// What the backward needs: the layer, the forward's format and normnorm's saved context.
+struct Saved : ::torch::CustomClassHolder {
+  LayerConfig config;
+  MemoryFormat format = MemoryFormat::contiguous;
+  std::variant<SavedContext<float>, SavedContext<double>> context;
+};
+
+template <class T>
+at::Tensor forward_typed(const LayerConfig& config, const Layouted& in, const at::Tensor& weight,
+                         const at::Tensor& bias, const RunningTensors& running, bool training, Saved& saved) {
+  ForwardArgs<T> args;
+  args.input = in.tensor.data_ptr<T>();
+  args.shape = shape_of(in.tensor);
+  args.memory_format = in.format;
+  if (config.options.affine) {
+    args.weight = {weight.data_ptr<T>(), weight.numel()};
+    args.bias = {bias.data_ptr<T>(), bias.numel()};
+  }
+  args.running = running_view<T>(config, running, in.tensor);
+  const Mode mode = training ? Mode::train : Mode::eval;
+  if (training && config.options.power_transform && config.options.noise_train > 0)
+    args.noise = NoiseSource<T>::philox(draw_noise_key(), 0);
+  at::Tensor output = empty_in(in.tensor, in.format);
+  args.output = output.data_ptr<T>();
+  auto& context = saved.context.template emplace<SavedContext<T>>();
+  check(try_forward(config, mode, args, context, execution()));
+  // The context lives in the autograd node until backward: drop its input-sized scratch
+  // (transposed copies, the lambda search's interleaved copy), which backward does not read,
+  // so that the node keeps O(groups) state besides the saved input.
+  std::vector<T>().swap(context.workspace);
+  std::vector<T>().swap(context.lambda_workspace);
+  return output;
+}
+
+template <class T>
+variable_list backward_typed(Saved& saved, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& grad,
+                             bool want_input, bool want_affine) {
+  const LayerConfig& config = saved.config;
+  auto& context = std::get<SavedContext<T>>(saved.context);
+  const at::Tensor grad_output =
+      saved.format == MemoryFormat::contiguous ? grad.contiguous() : (channels_last_strides(grad) ? grad : [&] {
+        at::Tensor copy = empty_in(grad, MemoryFormat::channels_last);
+        copy.copy_(grad);
+        return copy;
+      }());
+  BackwardArgs<T> args;
+  args.input = input.data_ptr<T>();
+  args.shape = shape_of(input);
+  args.memory_format = saved.format;
+  args.grad_output = grad_output.data_ptr<T>();
+  at::Tensor grad_input, grad_weight, grad_bias;
+  if (want_input) {
+    grad_input = empty_in(input, saved.format);
+    args.grad_input = grad_input.data_ptr<T>();
+  }
+  if (config.options.affine) {
+    args.weight = {weight.data_ptr<T>(), weight.numel()};
+    if (want_affine) {
+      grad_weight = at::empty_like(weight, at::MemoryFormat::Contiguous);
+      grad_bias = at::empty_like(weight, at::MemoryFormat::Contiguous);
+      args.grad_weight = grad_weight.data_ptr<T>();
+      args.grad_bias = grad_bias.data_ptr<T>();
+    }
+  }
+  check(try_backward(config, args, context, execution()));
+  return {grad_input, grad_weight, grad_bias, at::Tensor()};
+}
+
+// The autograd node. Saves the input (as normnorm read it) and the weight; everything
+// else the backward needs is normnorm's O(groups) saved context.
+struct NormalNormFunction : ::torch::autograd::Function<NormalNormFunction> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& input, const c10::optional<at::Tensor>& weight,
+                            const c10::optional<at::Tensor>& bias, std::shared_ptr<const void> call);
+  static variable_list backward(AutogradContext* ctx, variable_list grads);
+};
+
+struct Call {
+  LayerConfig config;
+  RunningTensors running;
+  bool training = false;
+};
+
+at::Tensor NormalNormFunction::forward(AutogradContext* ctx, const at::Tensor& input,
+                                       const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
+                                       std::shared_ptr<const void> call_pointer) {
+  const Call& call = *static_cast<const Call*>(call_pointer.get());
+  const LayerConfig& config = call.config;
+  TORCH_CHECK(input.device().is_cpu(), "normnorm: ", config.name(), ": input must be a CPU tensor, got ", input.device());
+  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, "normnorm: ", config.name(),
+              ": input must be float32 or float64, got ", input.scalar_type());
+  const at::Tensor w = weight.value_or(at::Tensor()), b = bias.value_or(at::Tensor());
+  if (config.options.affine) {
+    check_parameter(config, w, "weight", input);
+    check_parameter(config, b, "bias", input);
+  }
+  TORCH_CHECK(!w.defined() || w.is_contiguous(), "normnorm: ", config.name(), ": weight must be contiguous");
+  TORCH_CHECK(!b.defined() || b.is_contiguous(), "normnorm: ", config.name(), ": bias must be contiguous");
+  const Layouted in = layouted(input, config.form);
+  auto saved = c10::make_intrusive<Saved>();
+  saved->config = config;
+  saved->format = in.format;
+  at::Tensor output;
+  try {
+    output = input.scalar_type() == at::kFloat
+                 ? forward_typed<float>(config, in, w, b, call.running, call.training, *saved)
+                 : forward_typed<double>(config, in, w, b, call.running, call.training, *saved);
+  } catch (const std::exception& e) {  // Shape's own checks throw std::invalid_argument
+    if (dynamic_cast<const c10::Error*>(&e)) throw;
+    TORCH_CHECK(false, e.what());
+  }
+  ctx->save_for_backward({in.tensor, w});
+  ctx->saved_data["normnorm"] = c10::IValue::make_capsule(std::move(saved));
+  return output;
+}
+
+variable_list NormalNormFunction::backward(AutogradContext* ctx, variable_list grads) {
+  const variable_list tensors = ctx->get_saved_variables();
+  auto saved = c10::static_intrusive_pointer_cast<Saved>(ctx->saved_data["normnorm"].toCapsule());
+  const at::Tensor& input = tensors[0];
+  const bool want_input = ctx->needs_input_grad(0);
+  // Edges exist for the tensors given only: (input), or (input, weight, bias) when affine.
+  const bool want_affine = saved->config.options.affine && (ctx->needs_input_grad(1) || ctx->needs_input_grad(2));
+  if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  // The backward is not itself differentiable: refuse rather than return gradients whose
+  // own derivative would silently miss this layer's second-order terms.
+  TORCH_CHECK(!(at::GradMode::is_enabled() && grads[0].requires_grad()), "normnorm: ", saved->config.name(),
+              ": double backward (create_graph=True through this layer) is not supported");
+  const at::Tensor grad = grads[0].to(input.scalar_type());
+  return input.scalar_type() == at::kFloat ? backward_typed<float>(*saved, input, tensors[1], grad, want_input, want_affine)
+                                           : backward_typed<double>(*saved, input, tensors[1], grad, want_input, want_affine);
+}
+
+}  // namespace
+
+at::Tensor normal_norm(const LayerConfig& config, const at::Tensor& input, const c10::optional<at::Tensor>& weight,
+                       const c10::optional<at::Tensor>& bias, const RunningTensors& running, bool training) {
+  auto call = std::make_shared<Call>();
+  call->config = config;
+  call->running = running;
+  call->training = training;
+  return NormalNormFunction::apply(input, weight, bias, std::shared_ptr<const void>(call));
+}
+
+LambdaEstimator parse_estimator(const std::string& name) {
+  if (name == "newton_step") return LambdaEstimator::newton_step;
+  if (name == "gradient_step") return LambdaEstimator::gradient_step;
+  if (name == "newton") return LambdaEstimator::newton;
+  if (name == "exact") return LambdaEstimator::exact;
+  TORCH_CHECK(false, "normnorm: estimator must be newton_step, gradient_step, newton or exact, got '", name, "'");
+  return LambdaEstimator::newton_step;
+}
+
+EvaluationMap parse_evaluation_map(const std::string& name) {
+  if (name == "exact") return EvaluationMap::exact;
+  if (name == "polynomial") return EvaluationMap::polynomial;
+  TORCH_CHECK(false, "normnorm: evaluation_map must be exact or polynomial, got '", name, "'");
+  return EvaluationMap::exact;
+}
+
+}  // namespace normnorm::torch
