@@ -300,7 +300,7 @@ TEST_CASE("newton(k) converges to exact as k grows", "[lambda_search]") {
   }
 }
 
-TEMPLATE_TEST_CASE("SIMD and scalar searches agree; results do not depend on position", "[lambda_search]", double, float) {
+TEMPLATE_TEST_CASE("SIMD and scalar searches agree, and results do not depend on position", "[lambda_search]", double, float) {
   using T = TestType;
   const double tol = std::is_same_v<T, double> ? 1e-12 : 2e-5;
   std::mt19937_64 rng(7);

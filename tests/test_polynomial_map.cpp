@@ -64,7 +64,7 @@ TEST_CASE("The polynomial map is within 1e-6 (1 + |y|) of the transform over its
   }
 }
 
-TEST_CASE("Layers with the polynomial map agree with the exact map; beyond the table and NaN go exact", "[polynomial_map]") {
+TEST_CASE("Layers with the polynomial map agree with the exact map, and beyond the table and NaN go exact", "[polynomial_map]") {
   for (const bool simd : {true, false}) {
     const auto [exact_config, polynomial_config] = exact_and_polynomial(Form::batch_2d, 5);
     Harness<float> exact(exact_config, Shape{3, 5, 7, 9}), polynomial(polynomial_config, Shape{3, 5, 7, 9});
