@@ -492,3 +492,45 @@ TEST_CASE("Float groups far from zero: the corrected mean keeps h centred on bot
     for (std::size_t i = 0; i < want.size(); ++i) CHECK(double(layer.out[i]) == Approx(want[i]).margin(2e-3));
   }
 }
+
+TEMPLATE_TEST_CASE("Constant channels far from zero: variance 0 and the same result on both paths", "[extremes]", float,
+                   double) {
+  // Copies of one large value per channel: the lane sums round differently from a
+  // sequential sum, so the SIMD path's first mean could miss the value by an ulp, and beyond
+  // sqrt(max(T)) the squared deviations overflowed (rstd 0 instead of 1/sqrt(eps): a fuzzer
+  // finding, BatchNormalNorm1d (57, 6) in double at 7e228). The deviations' sum now
+  // recentres the pass on the corrected mean.
+  using T = TestType;
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> mantissa(1.0, 2.0);
+  for (int trial = 0; trial < 40; ++trial) {
+    const index_t rows = 7 + 25 * (trial % 3) + trial, channels = 6;
+    // Half the trials as the finding: evaluation without running statistics (batch statistics).
+    const bool track = trial % 2 == 0;
+    Options options = no_noise();
+    options.track_running_stats = track;
+    std::vector<double> values;
+    // Far beyond sqrt(max(T)), so an ulp of them squared overflows.
+    for (index_t c = 0; c < channels; ++c)
+      values.push_back(double(T(mantissa(rng) * (sizeof(T) == 4 ? 0x1p110 : 0x1p760))));
+    std::vector<std::vector<double>> grads;
+    for (bool simd : {true, false}) {
+      INFO(rows << " rows, " << (simd ? "SIMD" : "scalar"));
+      Harness<T> layer(LayerConfig::batch_normal_norm_1d(channels, options), Shape{rows, channels});
+      for (std::size_t i = 0; i < layer.x.size(); ++i) {
+        layer.x[i] = T(values[i % static_cast<std::size_t>(channels)]);
+        layer.grad_out[i] = T(std::sin(1.0 + double(i)));
+      }
+      layer.execution.simd = simd;
+      REQUIRE_NOTHROW(layer.forward(track ? Mode::train : Mode::eval));
+      for (index_t c = 0; c < channels; ++c) {
+        CHECK(layer.context.rstd[static_cast<std::size_t>(c)] == Approx(1.0 / std::sqrt(layer.config.options.eps)));
+        CHECK(layer.context.lambda[static_cast<std::size_t>(c)] == 1.0);
+      }
+      REQUIRE_NOTHROW(layer.backward());
+      for (T y : layer.out) CHECK(y == T(0));
+      grads.emplace_back(layer.grad_x.begin(), layer.grad_x.end());
+    }
+    for (std::size_t i = 0; i < grads[0].size(); ++i) CHECK(grads[0][i] == Approx(grads[1][i]).epsilon(sizeof(T) == 4 ? 1e-4 : 1e-9).margin(1e-12));
+  }
+}

@@ -80,18 +80,34 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
     // the mean (the corrected two-pass algorithm): the first pass's partial sums are kept
     // in T, so with a large offset (x ~ 1e6 in float) its mean can be off by units of the
     // data's spread; sum(x - m) recovers that, and the variance about the corrected mean
-    // is sum((x - m)^2) / M - (sum(x - m) / M)^2, exactly. No extra pass.
-    stats.mean = sum[0] / group_size;
-    const T mean = T(stats.mean);
-    const auto deviations = reduce_group<T, Arch, 2>(layout, group, [&](auto zero, index_t p, auto& sums) {
-      using V = decltype(zero);
-      const V centred = load<V>(x + p) - V(mean);
-      sums.add(0, centred * centred);
-      sums.add(1, centred);
-    });
-    const double correction = deviations[1] / group_size;
+    // is sum((x - m)^2) / M - (sum(x - m) / M)^2, exactly. No extra pass for ordinary data.
+    const auto deviations_about = [&](T centre) {
+      return reduce_group<T, Arch, 2>(layout, group, [&](auto zero, index_t p, auto& sums) {
+        using V = decltype(zero);
+        const V centred = load<V>(x + p) - V(centre);
+        sums.add(0, centred * centred);
+        sums.add(1, centred);
+      });
+    };
+    T mean = T(sum[0] / group_size);
+    auto deviations = deviations_about(mean);
+    double correction = deviations[1] / group_size;
+    // When the first mean is off by more than the spread (near-constant values far from
+    // zero: the lane sums round differently from a sequential sum), the formula cancels,
+    // and beyond sqrt(max(T)) the squares overflow although the values are all but equal.
+    // Then centre again, once, on the corrected mean. Ordinary data never take this pass.
+    const double mean_square = deviations[0] / group_size;
+    if (std::isfinite(sum[0]) && std::isfinite(correction) &&
+        !(std::isfinite(mean_square) && correction * correction <= 0.5 * mean_square)) {
+      mean = T(static_cast<double>(mean) + correction);
+      deviations = deviations_about(mean);
+      correction = deviations[1] / group_size;
+    }
     stats.mean = static_cast<double>(mean) + correction;
-    stats.var = std::max(0.0, deviations[0] / group_size - correction * correction);
+    // Squares that overflow make the variance infinite (rstd 0), spelled out: inf - inf
+    // would be NaN, and with a contracted multiply-add the result would depend on the compiler.
+    const double spread = deviations[0] / group_size;
+    stats.var = std::isfinite(spread) ? std::max(0.0, spread - correction * correction) : spread;
     stats.rstd = 1.0 / std::sqrt(stats.var + options.eps);
     stats.finite = stats.finite && std::isfinite(stats.var);
     stats.zero_scale = stats.var + options.eps == 0.0;
