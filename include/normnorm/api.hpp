@@ -199,6 +199,36 @@ inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>&
   return NoiseSource<T>::external(buffer);
 }
 
+// A forward's scratch: on a transposed path the input's copy (with noise, also the
+// draws in the engine's layout and a buffer to draw them in), then the engine's parts.
+template <class T>
+inline engine::ScratchPlan forward_scratch(const LayerConfig& config, Mode mode, const EnginePlan& plan) {
+  const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
+  const engine::Transposition& t = plan.transposition;
+  return engine::forward_scratch_plan<T>(plan.layout, flow, t.active() ? t.elements() * (flow.noisy ? 3 : 1) : 0);
+}
+
+// A backward's scratch: on a transposed path the copies of input and grad_output
+// (replaying noise: also the draws and their buffer), then the per-channel sums.
+template <class T>
+inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_noise) {
+  const engine::Transposition& t = plan.transposition;
+  return engine::backward_scratch_plan<T>(plan.layout, t.active() ? t.elements() * (replay_noise ? 4 : 2) : 0);
+}
+
+// Points the context's scratch into its workspace, growing the owned block when
+// needed; a provided block that is too small is refused before anything is written.
+template <class T>
+inline Status carve_scratch(const LayerConfig& config, const engine::ScratchPlan& scratch, SavedContext<T>& context,
+                            const char* call) {
+  unsigned char* base = nullptr;
+  if (!context.workspace.reserve(scratch.bytes, base))
+    return fail(config, "the workspace provided holds " + std::to_string(context.workspace.capacity()) + " bytes; this " +
+                            call + " needs " + std::to_string(scratch.bytes) + " (normnorm::memory_plan); nothing was written");
+  scratch.carve(base, context.scratch);
+  return {};
+}
+
 NORMNORM_TARGET_NAMESPACE_END
 }  // namespace detail
 NORMNORM_TARGET_NAMESPACE_BEGIN
@@ -225,11 +255,11 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   auto request = detail::forward_request(config, mode, args, plan.layout);
   request.device = execution.device;
   const engine::Transposition& t = plan.transposition;
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::forward_scratch<T>(config, mode, plan), context, "forward"));
   if (t.active()) {
     // Run on a transposed copy, in place, with the noise laid out the same way.
     const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
-    context.workspace.resize(static_cast<std::size_t>(t.elements() * (noisy ? 3 : 1)));
-    T* copy = context.workspace.data();
+    T* copy = context.scratch.transposed;
     kernels->transpose(t, args.input, copy, true, execution.device);
     request.x = copy;
     request.out = copy;
@@ -238,7 +268,7 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
                                             execution.device);
   }
   NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
-  if (t.active()) kernels->transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
+  if (t.active()) kernels->transpose(t, static_cast<const T*>(context.scratch.transposed), args.output, false, execution.device);
   context.config = config;
   context.shape = args.shape;
   context.memory_format = args.memory_format;
@@ -351,11 +381,11 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     NoiseKind kind;
     ~RestoreNoiseKind() { context.noise_kind = kind; }
   } restore_noise_kind{context, caller_noise};
+  const bool replay_noise = caller_noise != NoiseKind::none && rq.grad_weight;
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise), context, "backward"));
   if (t.active()) {
     // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
-    const bool replay_noise = caller_noise != NoiseKind::none && rq.grad_weight;
-    context.workspace.resize(static_cast<std::size_t>(t.elements() * (replay_noise ? 4 : 2)));
-    T* x_copy = context.workspace.data();
+    T* x_copy = context.scratch.transposed;
     T* grad_copy = x_copy + t.elements();
     kernels->transpose(t, args.input, x_copy, true, execution.device);
     kernels->transpose(t, args.grad_output, grad_copy, true, execution.device);
@@ -375,7 +405,7 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   }
   kernels->backward(rq, context);
   if (t.active() && args.grad_input)
-    kernels->transpose(t, static_cast<const T*>(context.workspace.data() + t.elements()), args.grad_input, false,
+    kernels->transpose(t, static_cast<const T*>(context.scratch.transposed + t.elements()), args.grad_input, false,
                       execution.device);
   return {};
 }

@@ -1,7 +1,14 @@
 #pragma once
-// The saved context: what a training (or statistics-estimating) forward leaves
-// for the backward. O(groups) memory: per-group statistics and lambda, never a
-// copy of the input.
+// The saved context: what a forward leaves for the backward, in four parts:
+//   - what made it (config, layout, shape, memory format, mode, noise key);
+//   - the state the backward reads: per-group statistics and lambda, and the
+//     search traces of the newton and exact estimators; O(groups), never a copy
+//     of the input (state_bytes());
+//   - the workspace: scratch of one call (transposed copies, per-group verdicts,
+//     the backward's per-channel sums, the searches' group-interleaved input),
+//     reused from call to call or provided by the caller (workspace.hpp);
+//   - the evaluation cache of the batch forms with running statistics.
+// normnorm::memory_plan (memory_plan.hpp) predicts each part's size exactly.
 
 #include <cstdint>
 #include <vector>
@@ -12,6 +19,7 @@
 #include "normnorm/noise/noise_source.hpp"
 #include "normnorm/options.hpp"
 #include "normnorm/shape.hpp"
+#include "normnorm/workspace.hpp"
 
 namespace normnorm {
 
@@ -37,11 +45,22 @@ struct EvaluationCache {
   std::vector<double> key;       // eps, then per channel mean, var, lambda, gamma, beta: what it was built from
   std::vector<float> polynomial_tables;  // EvaluationMap::polynomial, float batch forms: 1 KiB per channel
 
-  // Bytes it holds for `channels` channels (tables: with the polynomial map).
-  static std::size_t bytes_for(index_t channels, bool polynomial) {
-    const auto c = static_cast<std::size_t>(channels);
-    return c * (9 * sizeof(T) + 6 * sizeof(double)) + sizeof(double) + (polynomial ? c * 1024 : 0);
+  // Bytes it holds now (what memory_plan's evaluation_cache predicts).
+  std::size_t bytes() const {
+    return constants.capacity() * sizeof(T) + (lambda.capacity() + key.capacity()) * sizeof(double) +
+           polynomial_tables.capacity() * sizeof(float);
   }
+};
+
+// Where the current call's scratch lies in the workspace (set before the kernel
+// runs, read by it; null where the call has no such part). Valid during one call.
+template <class T>
+struct CallScratch {
+  T* transposed = nullptr;            // copies of input, grad_output and noise in the engine's layout
+  GroupVerdict* verdicts = nullptr;   // forward: each group's verdict
+  double* extremes = nullptr;         // forward, newton / exact: each group's max h and max -h
+  T* interleaved = nullptr;           // forward, newton / exact: standardized input, value j of group g at j * G + g
+  double* channel_sums = nullptr;     // backward: per block and channel, sum(g) and sum(g z)
 };
 
 template <class T>
@@ -72,24 +91,19 @@ struct SavedContext {
   std::uint64_t noise_seed = 0;
   std::uint64_t noise_call = 0;
 
-  // Scratch kept here so repeated calls allocate once: each group's verdict
-  // (forward), and backward's per-block, per-channel accumulators.
-  std::vector<GroupVerdict> group_verdict;
-  EvaluationCache<T> evaluation;     // evaluation with running statistics: the folded per-channel maps
-  std::vector<T> workspace;          // transposed copies for (N, C) and channels-last input (engine/transpose.hpp)
-  std::vector<double> channel_scratch;
-
-  // Estimators newton and exact (docs/lambda-search.md): each group's search trace (what
-  // the backward differentiates), and the standardized input laid out group-interleaved
-  // for the search (lanes = groups), with each group's largest h and -h (from the statistics
-  // phase, for the overflow check once lambda is known).
+  // Estimators newton and exact (docs/lambda-search.md): each group's search trace,
+  // what the backward differentiates.
   std::vector<math::LambdaTrace<T>> lambda_traces;
-  std::vector<T> lambda_workspace;
-  std::vector<double> group_extremes;
 
-  // Bytes of the per-group state for a layout: the size query.
-  static std::size_t bytes_for(const Layout& layout) {
-    return static_cast<std::size_t>(layout.num_groups()) * 9 * sizeof(double);
+  EvaluationCache<T> evaluation;  // evaluation with running statistics: the folded per-channel maps
+  Workspace workspace;            // scratch of one call; provide() hands it the caller's memory
+  CallScratch<T> scratch;         // where the current call's parts lie in it
+
+  // Bytes of state it holds now (what memory_plan's state predicts).
+  std::size_t state_bytes() const {
+    std::size_t doubles = 0;
+    for (const auto* v : {&mean, &var, &rstd, &lambda, &mean_hd, &mean_d, &g1, &g2, &noise_scale}) doubles += v->capacity();
+    return doubles * sizeof(double) + lambda_traces.capacity() * sizeof(math::LambdaTrace<T>);
   }
 
   void resize(const Layout& new_layout) {

@@ -16,6 +16,7 @@
 #include "normnorm/layers/config.hpp"
 #include "normnorm/api.hpp"
 #include "normnorm/evaluate.hpp"
+#include "normnorm/memory_plan.hpp"
 #include "normnorm/eigen/functors.hpp"
 #include "normnorm/layers/module.hpp"
 #include "normnorm/io/npy.hpp"

@@ -19,6 +19,7 @@
 #include "normnorm/context.hpp"
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/scratch_plan.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
@@ -190,14 +191,19 @@ inline index_t accumulator_blocks(const Layout& layout) {
 
 }  // namespace detail
 
-// Sizes the backward's accumulators, in the caller's translation unit (as
-// forward.hpp's prepare_forward).
+// The backward's scratch in the workspace: `transposed_values` for the caller's
+// transposed copies, and per block of groups each channel's sum(g) and sum(g z).
 template <class T>
-inline void prepare_backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) {
-  ctx.channel_scratch.resize(static_cast<std::size_t>(2 * rq.layout.channels * detail::accumulator_blocks(rq.layout)));
+inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transposed_values) {
+  ScratchPlan scratch;
+  scratch.transposed_values = transposed_values;
+  scratch.transposed = scratch.add(transposed_values, sizeof(T));
+  scratch.channel_sum_count = 2 * layout.channels * detail::accumulator_blocks(layout);
+  scratch.channel_sums = scratch.add(scratch.channel_sum_count, sizeof(double));
+  return scratch;
 }
 
-// The kernel. Needs prepare_backward first.
+// The kernel. Needs the scratch carved first (backward_scratch_plan).
 template <class T, class Arch>
 inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   const Layout& layout = rq.layout;
@@ -212,7 +218,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const W
 
   const index_t blocks = detail::accumulator_blocks(layout);
   const index_t groups_per_block = (groups + blocks - 1) / blocks;
-  double* scratch = ctx.channel_scratch.data();
+  double* scratch = ctx.scratch.channel_sums;
   for (index_t i = 0; i < 2 * channels * blocks; ++i) scratch[i] = 0.0;
   if (layout.groups_span_batch) {
     parallel_for(workers, groups, 3 * group_bytes, group_cycles, [&](index_t g) {

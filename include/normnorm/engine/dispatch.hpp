@@ -81,7 +81,6 @@ struct Kernels {
   }
   template <class Caller = calling_target>
   void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx) const {
-    prepare_backward(rq, ctx);
     backward_kernel(rq, ctx, workers_on(rq.device));
   }
   // For (N, C) and channels-last input: the copies to and from the engine's layout,

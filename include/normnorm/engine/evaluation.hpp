@@ -191,6 +191,15 @@ inline bool uses_polynomial_tables(const Options& options, const Layout& layout)
   return std::is_same_v<T, float> && options.evaluation_map == EvaluationMap::polynomial && layout.inner > 1;
 }
 
+// Bytes prepare_evaluation allocates for `layout`'s channels: the memory plan's query.
+template <class T>
+inline std::size_t evaluation_cache_bytes(const Options& options, const Layout& layout) {
+  const auto channels = static_cast<std::size_t>(layout.channels);
+  const std::size_t tables = uses_polynomial_tables<T>(options, layout) ? channels * pm::table_size * sizeof(float) : 0;
+  return 9 * channels * sizeof(T) + channels * sizeof(double) +
+         (static_cast<std::size_t>(evaluation_key_header) + 5 * channels) * sizeof(double) + tables;
+}
+
 // A forward's evaluation with running statistics: the per-group state for the
 // backward in ctx, then the map from ctx's cache (prepared by forward.hpp's
 // prepare_forward, in the caller's translation unit).

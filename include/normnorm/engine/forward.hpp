@@ -13,6 +13,7 @@
 #include "normnorm/engine/evaluation.hpp"
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
+#include "normnorm/engine/scratch_plan.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
@@ -48,12 +49,13 @@ template <class T>
 struct ForwardPlan {
   bool training, use_running, update_running, noisy, need_spread, fixed_map, search;
 
-  static ForwardPlan of(const ForwardRequest<T>& rq) {
-    const Options& options = rq.options;
+  static ForwardPlan of(const ForwardRequest<T>& rq) { return of(rq.mode, rq.options, rq.running.present()); }
+
+  static ForwardPlan of(Mode mode, const Options& options, bool running_present) {
     ForwardPlan plan;
-    plan.training = rq.mode == Mode::train;
-    plan.use_running = !plan.training && rq.running.present();
-    plan.update_running = plan.training && rq.running.present();
+    plan.training = mode == Mode::train;
+    plan.use_running = !plan.training && running_present;
+    plan.update_running = plan.training && running_present;
     plan.noisy = plan.training && options.power_transform && options.noise_train > 0;
     plan.need_spread = plan.training && options.power_transform && (plan.noisy || plan.update_running);
     plan.fixed_map = plan.use_running && options.power_transform;  // engine/evaluation.hpp
@@ -160,7 +162,7 @@ template <class T, class Arch>
 inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   const Layout& layout = rq.layout;
   const index_t groups = layout.num_groups(), size = layout.group_size();
-  T* interleaved = ctx.lambda_workspace.data();
+  T* interleaved = ctx.scratch.interleaved;
   // In blocks of 16 groups: for each position j, the 16 groups' values go to one
   // contiguous run of the output (a cache line in float), read from 16 sequential streams.
   constexpr index_t block = 16;
@@ -189,32 +191,48 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, co
 
 }  // namespace detail
 
-// Sizes every buffer of the context the kernel will use. Runs in the caller's
-// translation unit (dispatch.hpp's Kernels<T>): the kernels never grow a vector,
-// so no std::vector code is compiled with a dispatch target's instructions.
+// The forward's scratch in the workspace: `transposed_values` for the caller's
+// transposed copies, each group's verdict, and for the searches each group's
+// extremes and the group-interleaved input.
+template <class T>
+inline ScratchPlan forward_scratch_plan(const Layout& layout, const ForwardPlan<T>& plan, index_t transposed_values) {
+  ScratchPlan scratch;
+  scratch.transposed_values = transposed_values;
+  scratch.transposed = scratch.add(transposed_values, sizeof(T));
+  if (plan.fixed_map) return scratch;
+  const index_t groups = layout.num_groups();
+  scratch.verdict_count = groups;
+  scratch.verdicts = scratch.add(groups, sizeof(GroupVerdict));
+  if (plan.search) {
+    scratch.extreme_count = 2 * groups;
+    scratch.extremes = scratch.add(2 * groups, sizeof(double));
+    scratch.interleaved_values = groups * layout.group_size();
+    scratch.interleaved = scratch.add(scratch.interleaved_values, sizeof(T));
+  }
+  return scratch;
+}
+
+// Sizes the state the kernel will fill (the scratch is carved beforehand, by the
+// API). Runs in the caller's translation unit (dispatch.hpp's Kernels<T>): the
+// kernels never grow a vector, so no std::vector code is compiled with a dispatch
+// target's instructions.
 template <class T>
 inline void prepare_forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
   const ForwardPlan<T> plan = ForwardPlan<T>::of(rq);
-  const auto groups = static_cast<std::size_t>(rq.layout.num_groups());
   ctx.resize(rq.layout);
   if (plan.fixed_map) {
     prepare_evaluation(ctx.evaluation, rq.options, rq.layout.channels, rq.weight, rq.bias, rq.running,
                        uses_polynomial_tables<T>(rq.options, rq.layout));
     return;
   }
-  ctx.group_verdict.resize(groups);
-  if (plan.search) {
-    ctx.group_extremes.resize(2 * groups);
-    ctx.lambda_workspace.resize(groups * static_cast<std::size_t>(rq.layout.group_size()));
-    ctx.lambda_traces.resize(groups);
-  }
+  if (plan.search) ctx.lambda_traces.resize(static_cast<std::size_t>(rq.layout.num_groups()));
 }
 
 inline constexpr index_t no_failed_group = -1;
 
 // The kernel: returns no_failed_group, or (training only) the first group that is
 // not finite, cannot be standardized, or whose power transform would overflow T,
-// having written nothing; forward_failure() says why. Needs prepare_forward first.
+// having written nothing; forward_failure() says why. Needs the scratch carved and prepare_forward first.
 template <class T, class Arch>
 inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   const Layout& layout = rq.layout;
@@ -242,7 +260,8 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
   }
 
   // Phase 1: statistics of every group, before any write.
-  GroupVerdict* verdict = ctx.group_verdict.data();
+  GroupVerdict* verdict = ctx.scratch.verdicts;
+  double* extremes = ctx.scratch.extremes;
   for (index_t g = 0; g < groups; ++g) verdict[g] = GroupVerdict::usable;
   const double group_size = static_cast<double>(layout.group_size());
   const bool estimates_lambda = options.power_transform && !use_running;
@@ -256,8 +275,8 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
              transform_overflows<T>(stats.lambda, stats.max_h, stats.max_minus_h, options.eps, group_size))
       v = GroupVerdict::overflows;
     if (search) {  // the overflow check waits for the searched lambda
-      ctx.group_extremes[static_cast<std::size_t>(2 * g)] = stats.max_h;
-      ctx.group_extremes[static_cast<std::size_t>(2 * g + 1)] = stats.max_minus_h;
+      extremes[2 * g] = stats.max_h;
+      extremes[2 * g + 1] = stats.max_minus_h;
     }
     ctx.mean[static_cast<std::size_t>(g)] = stats.mean;
     ctx.var[static_cast<std::size_t>(g)] = stats.var;
@@ -275,9 +294,8 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
     // newton(k) or exact: one search over all groups at once (lanes = groups).
     detail::search_lambdas<T, Arch>(rq, ctx, workers);
     for (index_t g = 0; g < groups; ++g) {
-      const auto at = static_cast<std::size_t>(g);
       if (verdict[g] == GroupVerdict::usable &&
-          transform_overflows<T>(ctx.lambda[static_cast<std::size_t>(g)], ctx.group_extremes[2 * at], ctx.group_extremes[2 * at + 1], options.eps,
+          transform_overflows<T>(ctx.lambda[static_cast<std::size_t>(g)], extremes[2 * g], extremes[2 * g + 1], options.eps,
                                  group_size))
         verdict[g] = GroupVerdict::overflows;
     }
@@ -310,7 +328,7 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
 // in the caller's translation unit: the kernels format no text.
 template <class T>
 inline Status forward_failure(const ForwardRequest<T>& rq, const SavedContext<T>& ctx, index_t g) {
-  const GroupVerdict v = ctx.group_verdict[static_cast<std::size_t>(g)];
+  const GroupVerdict v = ctx.scratch.verdicts[g];
   std::string why;
   if (v == GroupVerdict::non_finite) why = " contains NaN or Inf (or overflows its sums)";
   if (v == GroupVerdict::zero_scale) why = " has zero variance and eps = 0, so it cannot be standardized (use eps > 0)";

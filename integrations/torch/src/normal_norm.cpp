@@ -158,11 +158,10 @@ at::Tensor forward_typed(const LayerConfig& config, const Layouted& in, const at
   args.output = output.data_ptr<T>();
   auto& context = saved.context.template emplace<SavedContext<T>>();
   check(try_forward(config, mode, args, context, execution()));
-  // The context lives in the autograd node until backward: drop its input-sized scratch
-  // (transposed copies, the lambda search's interleaved copy), which backward does not read,
-  // so that the node keeps O(groups) state besides the saved input.
-  std::vector<T>().swap(context.workspace);
-  std::vector<T>().swap(context.lambda_workspace);
+  // The context lives in the autograd node until backward: drop its scratch (transposed
+  // copies, the lambda search's interleaved copy), which backward does not read, so that
+  // the node keeps O(groups) state besides the saved input.
+  context.workspace.release();
   return output;
 }
 

@@ -1,0 +1,61 @@
+#pragma once
+// The size queries: how many bytes each part of a saved context (context.hpp) will
+// hold for a call, before the call. Exact, not bounds: a test compares them with
+// what the context holds afterwards. A caller budgeting memory provides the
+// workspace from them:
+//
+//   normnorm::MemoryPlan plan = normnorm::memory_plan<float>(config, shape, Mode::train);
+//   buffer = aligned_alloc(normnorm::Workspace::alignment, plan.workspace());
+//   context.workspace.provide(buffer, plan.workspace());
+
+#include <algorithm>
+#include <cstddef>
+
+#include "normnorm/api.hpp"
+
+namespace normnorm {
+
+struct MemoryPlan {
+  std::size_t state = 0;               // per-group statistics and lambda (and search traces): kept for backward
+  std::size_t forward_workspace = 0;   // the forward's scratch
+  std::size_t backward_workspace = 0;  // a backward's after it (replaying the noise for grad_weight)
+  std::size_t evaluation_cache = 0;    // batch forms evaluating with running statistics: the folded maps
+
+  // What the workspace grows to over a forward and its backward.
+  std::size_t workspace() const { return std::max(forward_workspace, backward_workspace); }
+  std::size_t total() const { return state + workspace() + evaluation_cache; }
+};
+
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
+// The plan of a forward in `mode` on `shape` (then its backward), or why that call
+// would be refused (the shape and option checks of forward).
+template <class T>
+inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mode mode, MemoryFormat format,
+                              MemoryPlan& plan) {
+  NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, shape));
+  const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
+  detail::EnginePlan forward_plan, backward_plan;
+  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, shape, format, flow.fixed_map, forward_plan));
+  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, shape, format, false, backward_plan));
+  const auto groups = static_cast<std::size_t>(forward_plan.layout.num_groups());
+  plan = MemoryPlan{};
+  plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<T>) : 0);
+  plan.forward_workspace = detail::forward_scratch<T>(config, mode, forward_plan).bytes;
+  // A backward replays the noise when the forward drew it and grad_weight is wanted.
+  plan.backward_workspace = detail::backward_scratch<T>(backward_plan, flow.noisy && config.options.affine).bytes;
+  if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<T>(config.options, forward_plan.layout);
+  return {};
+}
+
+template <class T>
+inline MemoryPlan memory_plan(const LayerConfig& config, const Shape& shape, Mode mode,
+                              MemoryFormat format = MemoryFormat::contiguous) {
+  MemoryPlan plan;
+  detail::raise_if_error(try_memory_plan<T>(config, shape, mode, format, plan));
+  return plan;
+}
+
+NORMNORM_TARGET_NAMESPACE_END
+}  // namespace normnorm

@@ -1,0 +1,179 @@
+// The memory plan (memory_plan.hpp): the size queries of a saved context's parts
+// are exact (what a fresh context holds after the calls), and a workspace the caller
+// provides is used as is, or refused before anything is written when too small.
+
+#include <normnorm/normnorm.hpp>  // first: defines EIGEN_USE_THREADS before Eigen's Tensor
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace normnorm;
+using namespace normnorm::test;
+
+namespace {
+
+struct PlanCase {
+  LayerConfig config;
+  Shape shape;
+  MemoryFormat format;
+};
+
+// Every form and layout the engine treats differently: transposed (N, C) and
+// channels-last copies, in-place fixed maps, groups sharing channels, the searches.
+std::vector<PlanCase> plan_cases(const Options& options) {
+  auto with = [&](Form form) {
+    Options o = default_options(form);
+    o.noise_train = options.noise_train;
+    o.estimator = options.estimator;
+    o.evaluation_map = options.evaluation_map;
+    o.affine = options.affine;
+    return o;
+  };
+  return {
+      {LayerConfig::batch_normal_norm_1d(5, with(Form::batch_1d)), Shape{12, 5}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_1d(4, with(Form::batch_1d)), Shape{6, 4, 7}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_2d(3, with(Form::batch_2d)), Shape{3, 3, 4, 5}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_2d(3, with(Form::batch_2d)), Shape{3, 3, 4, 5}, MemoryFormat::channels_last},
+      {LayerConfig::layer_normal_norm(Shape{3, 7}, with(Form::layer)), Shape{2, 3, 3, 7}, MemoryFormat::contiguous},
+      {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::contiguous},
+      {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::channels_last},
+      {LayerConfig::instance_normal_norm_2d(3, with(Form::instance_2d)), Shape{2, 3, 5, 5}, MemoryFormat::contiguous},
+  };
+}
+
+template <class T>
+Harness<T> layer_for(const PlanCase& c) {
+  Harness<T> layer(c.config, c.shape);
+  layer.memory_format = c.format;
+  layer.randomize(7);
+  layer.noise = NoiseSource<T>::philox(11, 3);
+  return layer;
+}
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("memory_plan predicts exactly what a fresh context holds after forward and backward", "[memory_plan]",
+                   float, double) {
+  using T = TestType;
+  int checked = 0;
+  for (LambdaEstimator estimator : {LambdaEstimator::newton_step, LambdaEstimator::exact})
+    for (double noise : {0.0, 0.4})
+      for (bool affine : {true, false})
+        for (EvaluationMap map : {EvaluationMap::exact, EvaluationMap::polynomial}) {
+          Options options;
+          options.estimator = estimator;
+          options.noise_train = noise;
+          options.affine = affine;
+          options.evaluation_map = map;
+          for (const PlanCase& c : plan_cases(options))
+            for (Mode mode : {Mode::train, Mode::eval}) {
+              INFO(c.config.name() << " " << c.shape.to_string() << (c.format == MemoryFormat::channels_last ? " NHWC" : "")
+                                   << (mode == Mode::train ? " train" : " eval") << " estimator "
+                                   << estimator_name(estimator) << " noise " << noise << " affine " << affine);
+              const MemoryPlan plan = memory_plan<T>(c.config, c.shape, mode, c.format);
+              Harness<T> layer = layer_for<T>(c);
+              layer.forward(mode);
+              CHECK(layer.context.state_bytes() == plan.state);
+              CHECK(layer.context.workspace.capacity() == plan.forward_workspace);
+              CHECK(layer.context.evaluation.bytes() == plan.evaluation_cache);
+              layer.backward();
+              CHECK(layer.context.workspace.capacity() == plan.workspace());
+              CHECK(layer.context.state_bytes() == plan.state);
+              ++checked;
+            }
+        }
+  CHECK(checked == 2 * 2 * 2 * 2 * 8 * 2);
+}
+
+TEST_CASE("memory_plan: the parts it names, for a shape whose sizes are easy to check by hand", "[memory_plan]") {
+  // BatchNormalNorm1d (N, C) = (100, 8) in float, training with noise: the engine runs on a
+  // transposed copy (input, its draws, a buffer to draw them in: 3 x 800 floats), with one
+  // verdict per channel; the backward copies input and grad_output and replays the noise
+  // (4 x 800 floats) and keeps 2 sums per channel. State: 9 doubles per channel.
+  const auto config = LayerConfig::batch_normal_norm_1d(8, Options{});
+  const MemoryPlan plan = memory_plan<float>(config, Shape{100, 8}, Mode::train);
+  CHECK(plan.state == 8 * 9 * sizeof(double));
+  CHECK(plan.forward_workspace == 3 * 800 * sizeof(float) + 64);  // + the verdicts' aligned block
+  CHECK(plan.backward_workspace == 4 * 800 * sizeof(float) + 2 * 64);
+  CHECK(plan.evaluation_cache == 0);
+  const MemoryPlan eval = memory_plan<float>(config, Shape{100, 8}, Mode::eval);
+  CHECK(eval.forward_workspace == 0);  // the fixed map runs in place on the caller's buffers
+  CHECK(eval.evaluation_cache == 8 * (9 * sizeof(float) + sizeof(double)) + (3 + 5 * 8) * sizeof(double));
+  CHECK_THROWS_AS(memory_plan<float>(config, Shape{100, 7}, Mode::train), std::invalid_argument);
+}
+
+TEMPLATE_TEST_CASE("A provided workspace is used as is: the same results, nothing allocated into it", "[memory_plan]",
+                   float, double) {
+  using T = TestType;
+  Options options;
+  options.estimator = LambdaEstimator::exact;  // the largest scratch: the search's interleaved copy
+  for (const PlanCase& c : plan_cases(options)) {
+    INFO(c.config.name() << " " << c.shape.to_string());
+    const MemoryPlan plan = memory_plan<T>(c.config, c.shape, Mode::train, c.format);
+    Harness<T> owned = layer_for<T>(c), provided = layer_for<T>(c);
+    const std::size_t bytes = plan.workspace();
+    std::unique_ptr<void, AlignedFree> block(bytes ? std::aligned_alloc(Workspace::alignment, bytes) : nullptr);
+    if (bytes) REQUIRE(provided.context.workspace.provide(block.get(), bytes));
+    owned.forward(Mode::train);
+    provided.forward(Mode::train);
+    owned.backward();
+    provided.backward();
+    CHECK(provided.out == owned.out);
+    CHECK(provided.grad_x == owned.grad_x);
+    CHECK(provided.grad_weight == owned.grad_weight);
+    if (bytes) {
+      CHECK(provided.context.workspace.is_provided());
+      CHECK(provided.context.workspace.capacity() == bytes);
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("A provided workspace that is too small is refused before anything is written", "[memory_plan]", float,
+                   double) {
+  using T = TestType;
+  const PlanCase c{LayerConfig::batch_normal_norm_1d(5, Options{}), Shape{40, 5}, MemoryFormat::contiguous};
+  const MemoryPlan plan = memory_plan<T>(c.config, c.shape, Mode::train);
+  REQUIRE(plan.forward_workspace > Workspace::alignment);
+  const std::size_t bytes = plan.forward_workspace - Workspace::alignment;
+  std::unique_ptr<void, AlignedFree> block(std::aligned_alloc(Workspace::alignment, bytes));
+  Harness<T> layer = layer_for<T>(c);
+  REQUIRE(layer.context.workspace.provide(block.get(), bytes));
+  const auto out_before = layer.out;
+  const auto running_before = layer.running_mean;
+  const std::int64_t batches_before = layer.batches;
+  try {
+    layer.forward(Mode::train);
+    FAIL("a forward with a too-small workspace was not refused");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    CHECK(what.find("the workspace provided holds " + std::to_string(bytes) + " bytes") != std::string::npos);
+    CHECK(what.find("memory_plan") != std::string::npos);
+  }
+  CHECK(layer.out == out_before);
+  CHECK(layer.running_mean == running_before);
+  CHECK(layer.batches == batches_before);
+  // Misaligned or null blocks are not taken.
+  CHECK_FALSE(layer.context.workspace.provide(static_cast<unsigned char*>(block.get()) + 8, bytes - 64));
+  CHECK_FALSE(layer.context.workspace.provide(nullptr, bytes));
+}
+
+TEST_CASE("A copied context starts with an empty workspace and never shares a provided block", "[memory_plan]") {
+  const PlanCase c{LayerConfig::batch_normal_norm_1d(5, Options{}), Shape{40, 5}, MemoryFormat::contiguous};
+  Harness<float> layer = layer_for<float>(c);
+  layer.forward(Mode::train);
+  REQUIRE(layer.context.workspace.capacity() > 0);
+  SavedContext<float> copy = layer.context;
+  CHECK(copy.workspace.capacity() == 0);
+  CHECK_FALSE(copy.workspace.is_provided());
+  CHECK(copy.mean == layer.context.mean);  // the state is copied
+}
