@@ -5,7 +5,7 @@
 // overlapping, null) and data (moderate, skewed, constant, two-valued, raw bits,
 // NaN/Inf/huge/denormal). The harness runs forward and backward in float and in
 // double through normnorm::forward / normnorm::backward on three paths -- SIMD,
-// scalar (Execution{false}) and SIMD on a thread pool -- and checks:
+// scalar (SimdPath::scalar) and SIMD on a thread pool -- and checks:
 //
 //   1. nothing crashes and the sanitizers stay quiet (the build adds ASan + UBSan);
 //   2. every exception is std::invalid_argument or std::domain_error;
@@ -24,7 +24,7 @@
 // evaluation_map and the SIMD path, and drives misuse an embedder can make; then also:
 //
 //   7. an unavailable SIMD path is invalid_argument, nothing written (forward and backward);
-//      SimdPath::scalar is bit-identical to Execution{false};
+//      a second scalar run (the SIMD run, when its path is SimdPath::scalar) is bit-identical;
 //   8. a negative num_batches_tracked, or running buffers aliasing each other, the input,
 //      output, weight, bias or external noise, is invalid_argument, nothing written; a count
 //      at INT64_MAX (or one below) saturates there;
@@ -573,7 +573,7 @@ struct Setup {
     run.normals = normals;
     run.batches = r.ext.start_count;
     run.alias_pool.assign(4 * mean.size() + 4, T(0.5));
-    run.execution = nn::Execution{simd, threaded ? &pool_device() : nullptr, simd_path};
+    run.execution = nn::Execution{simd ? simd_path : nn::SimdPath::scalar, threaded ? &pool_device() : nullptr};
     run.in_ptr = run.storage.data();
     run.out_ptr = r.arrangement == 0 ? run.output.data() : r.arrangement == 1 ? run.storage.data() : run.storage.data() + 1;
     run.grad_out = grad;
@@ -1127,7 +1127,7 @@ void check_dtype(const Recipe& r) {
       probe_refused_backward(s, simd, other, simd.execution, names_field ? mismatch_field(field) : nullptr);
     }
     if (!path_available)
-      probe_refused_backward(s, simd, r.config, nn::Execution{true, nullptr, r.ext.simd_path}, nullptr);
+      probe_refused_backward(s, simd, r.config, nn::Execution{r.ext.simd_path}, nullptr);
     s.backward(simd, "backward (SIMD)");
     s.backward(threaded, "backward (thread pool)");
     require_bitwise(grad_input_of(threaded, r.grad_input_in_place, n), grad_input_of(simd, r.grad_input_in_place, n), "grad_input");
@@ -1172,10 +1172,10 @@ void check_dtype(const Recipe& r) {
       if (!std::isfinite(simd.grad_weight[c]) || !std::isfinite(simd.grad_bias[c]))
         fail("non-finite grad_weight / grad_bias from bounded input", "parameter " + std::to_string(c));
 
-  // SimdPath::scalar is the scalar path, bit for bit.
+  // With SimdPath::scalar, the "SIMD" run is a second scalar run: bit for bit the same.
   if (s.simd_path == nn::SimdPath::scalar) {
     if (scalar.forward_outcome != Outcome::ok || scalar.primed_outcome != simd.primed_outcome)
-      fail("SimdPath::scalar and Execution{false} disagree on failure", outcome_name(scalar.forward_outcome));
+      fail("two scalar runs disagree on failure", outcome_name(scalar.forward_outcome));
     std::vector<std::pair<const std::vector<T>*, const std::vector<T>*>> pairs = {
         {&simd.mean, &scalar.mean}, {&simd.var, &scalar.var}, {&simd.lambda, &scalar.lambda}, {&simd.norm, &scalar.norm}};
     const auto out_scalar = outputs_of(scalar, r.arrangement, n);
@@ -1187,7 +1187,7 @@ void check_dtype(const Recipe& r) {
       pairs.push_back({&simd.grad_bias, &scalar.grad_bias});
     }
     for (const auto& [a, b] : pairs)
-      if (!same_bits(*a, *b)) fail("SimdPath::scalar differs from Execution{false}", "");
+      if (!same_bits(*a, *b)) fail("two scalar runs differ", "");
   }
 
   // SIMD against scalar.

@@ -44,7 +44,7 @@ void compare_path_with_scalar(SimdPath path, int trials = 60) {
     simd.randomize(static_cast<unsigned>(trial));
     scalar.randomize(static_cast<unsigned>(trial));
     simd.execution.simd_path = path;
-    scalar.execution.simd = false;
+    scalar.execution.simd_path = SimdPath::scalar;
     for (auto* layer : {&simd, &scalar}) layer->noise = NoiseSource<T>::philox(99, static_cast<std::uint64_t>(trial));
     for (Mode mode : {Mode::train, Mode::eval}) {
       simd.forward(mode);

@@ -28,7 +28,7 @@ void check_same_as_contiguous(const FormCase& fc, NoiseKind noise_kind, bool sim
   Harness<T> contiguous(fc.config, fc.shape), channels_last(fc.config, fc.shape);
   contiguous.randomize(12);
   channels_last.randomize(12);
-  contiguous.execution.simd = channels_last.execution.simd = simd;
+  contiguous.execution.simd_path = channels_last.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
   std::vector<T> normals(contiguous.x.size());
   noise::fill_standard_normals<T>(4, 4, 0, normals.size(), normals.data());
   const std::vector<T> normals_last = to_channels_last(normals, fc.shape);

@@ -172,7 +172,7 @@ TEMPLATE_TEST_CASE("estimators: SIMD and scalar paths agree", "[estimators][simd
     for (const FormCase& form_case : form_cases(with_estimator(o, e), true)) {
       INFO(form_case.config.name() << " " << e.name);
       Harness<T> simd(form_case.config, form_case.shape), scalar(form_case.config, form_case.shape);
-      scalar.execution.simd = false;
+      scalar.execution.simd_path = SimdPath::scalar;
       train_both(simd, scalar, 17, 0.5);
       for (std::size_t g = 0; g < simd.context.lambda.size(); ++g)
         CHECK(simd.context.lambda[g] == Approx(scalar.context.lambda[g]).epsilon(rel).margin(rel));

@@ -70,7 +70,7 @@ TEMPLATE_TEST_CASE("A zero-variance group: h = 0, lambda = 1, output = beta, gra
       INFO(fc.config.name() << (simd ? " SIMD" : " scalar"));
       Harness<T> layer(fc.config, fc.shape);
       layer.randomize(5);
-      layer.execution.simd = simd;
+      layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
       layer.noise = NoiseSource<T>::philox(1, 2);  // noise scaled by a zero spread adds nothing
       std::fill(layer.x.begin(), layer.x.end(), T(3));  // every group constant, its sum exact
       layer.forward(Mode::train);
@@ -223,7 +223,7 @@ TEST_CASE("Float training groups whose sums overflow float are rejected as NaN o
     for (bool simd : {true, false}) {
       INFO(values[0] << (simd ? " SIMD" : " scalar"));
       Harness<float> layer = one_group<float>(values, no_noise());
-      layer.execution.simd = simd;
+      layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
       std::fill(layer.out.begin(), layer.out.end(), -7.0f);
       const auto running = layer.running_var;
       CHECK_THROWS_AS(layer.forward(Mode::train), std::domain_error);
@@ -262,7 +262,7 @@ TEMPLATE_TEST_CASE("Evaluation with running statistics at the type's limits: the
   const T max = std::numeric_limits<T>::max();
   for (bool simd : {true, false}) {
     Harness<T> layer = one_group<T>({0, 0, 0, 0}, no_noise());
-    layer.execution.simd = simd;
+    layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
     layer.x = {max, -max, max / 1e10f, T(1)};
     // lambda = 1: y ~ h^(1 + sqrt(eps)) overflows for h near max.
     layer.forward(Mode::eval);
@@ -428,7 +428,7 @@ TEMPLATE_TEST_CASE("dy/dh keeps its relative accuracy where the exponent is stro
   for (bool simd : {true, false}) {
     INFO((simd ? "SIMD" : "scalar"));
     Harness<T> layer = one_group<T>({0, 0, 0, 0, 0, 0, 0, 0}, no_noise());
-    layer.execution.simd = simd;
+    layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
     layer.running_lambda = {T(12.5)};  // h < 0 takes exponent 2 - 12.5 - sqrt(eps)
     const double c = std::sqrt(layer.config.options.eps), et = 2 - 12.5 - c;
     const double h = -std::expm1(t_target / et);  // log1p(|h|) = t / et
@@ -457,7 +457,7 @@ TEMPLATE_TEST_CASE("eps = 0 and a denormal running lambda: evaluation is the log
   for (bool simd : {true, false}) {
     INFO((simd ? "SIMD" : "scalar"));
     Harness<T> layer = one_group<T>({0.0, 3.0, 7.0, 120.0, 1e4}, o);
-    layer.execution.simd = simd;
+    layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
     layer.running_mean = {T(0)};
     layer.running_var = {T(1)};
     layer.running_lambda = {std::numeric_limits<T>::denorm_min()};
@@ -483,7 +483,7 @@ TEST_CASE("Float groups far from zero: the corrected mean keeps h centred on bot
   for (bool simd : {true, false}) {
     INFO((simd ? "SIMD" : "scalar"));
     Harness<float> layer = one_group<float>(values, no_noise());
-    layer.execution.simd = simd;
+    layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
     REQUIRE_NOTHROW(layer.forward(Mode::train));
     double sum_h = 0;
     for (float x : layer.x) sum_h += (double(x) - layer.context.mean[0]) * layer.context.rstd[0];
@@ -521,7 +521,7 @@ TEMPLATE_TEST_CASE("Constant channels far from zero: variance 0 and the same res
         layer.x[i] = T(values[i % static_cast<std::size_t>(channels)]);
         layer.grad_out[i] = T(std::sin(1.0 + double(i)));
       }
-      layer.execution.simd = simd;
+      layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
       REQUIRE_NOTHROW(layer.forward(track ? Mode::train : Mode::eval));
       for (index_t c = 0; c < channels; ++c) {
         CHECK(layer.context.rstd[static_cast<std::size_t>(c)] == Approx(1.0 / std::sqrt(layer.config.options.eps)));

@@ -70,7 +70,7 @@ TEST_CASE("Layers with the polynomial map agree with the exact map, and beyond t
     Harness<float> exact(exact_config, Shape{3, 5, 7, 9}), polynomial(polynomial_config, Shape{3, 5, 7, 9});
     for (auto* layer : {&exact, &polynomial}) {
       layer->randomize(11);
-      layer->execution.simd = simd;
+      layer->execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
       for (std::size_t c = 0; c < 5; ++c) layer->running_lambda[c] = float(0.4 + 0.3 * double(c));
       layer->x[3] = 40.0f;  // 1 + |h| beyond 16: the exact map
       layer->x[100] = std::numeric_limits<float>::quiet_NaN();

@@ -407,7 +407,7 @@ TEST_CASE("random configurations: SIMD agrees with scalar", "[properties][simd]"
         (sc.comparable ? groups_compared : groups_skipped) += 1;
       }
       Harness<T> simd(rc.config, rc.shape), scalar(rc.config, rc.shape);
-      scalar.execution.simd = false;
+      scalar.execution.simd_path = SimdPath::scalar;
       const std::string refused_simd = run_case(simd, rc, d), refused_scalar = run_case(scalar, rc, d);
       if (!refused_simd.empty() || !refused_scalar.empty()) {  // (float only: double ran above)
         CHECK(refused_simd == refused_scalar);
@@ -446,12 +446,12 @@ TEST_CASE("random configurations: bit-identical on 1, 2 and 3 threads and withou
       using T = decltype(zero);
       for (bool simd : {true, false}) {
         Harness<T> serial(rc.config, rc.shape);
-        serial.execution.simd = simd;
+        serial.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
         const std::string refused = run_case(serial, rc, d);
         for (int threads = 1; threads <= 3; ++threads) {
           INFO((sizeof(T) == 4 ? "float " : "double ") << (simd ? "SIMD " : "scalar ") << threads << " threads");
           Harness<T> threaded(rc.config, rc.shape);
-          threaded.execution = Execution{simd, devices[threads - 1]};
+          threaded.execution = Execution{simd ? SimdPath::automatic : SimdPath::scalar, devices[threads - 1]};
           CHECK(run_case(threaded, rc, d) == refused);
           CHECK(same_bits(threaded.out, serial.out));
           CHECK(same_bits(threaded.grad_x, serial.grad_x));

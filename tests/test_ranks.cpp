@@ -89,7 +89,7 @@ std::string forward_error(const LayerConfig& config, const Shape& shape, MemoryF
 TEMPLATE_TEST_CASE("the 1-D/3-D forms match their float64 golden cases", "[ranks][golden]", float, double) {
   const bool simd = GENERATE(true, false);
   for (const char* name : kRankCases) {
-    const auto result = replay_case<TestType>(std::string(NORMNORM_TEST_DATA_DIR) + "/golden/" + name, "", Execution{simd});
+    const auto result = replay_case<TestType>(std::string(NORMNORM_TEST_DATA_DIR) + "/golden/" + name, "", Execution{simd ? SimdPath::automatic : SimdPath::scalar});
     INFO((simd ? "simd " : "scalar ") << describe(result, sizeof(TestType) == 4 ? "float" : "double"));
     CHECK(result.tensors.size() >= 8);  // two calls: y, grad_x, grad_weight, grad_bias each
     CHECK(result.pass());
@@ -134,7 +134,7 @@ TEMPLATE_TEST_CASE("BatchNormalNorm1d on (N, C, L) is BatchNormalNorm2d on (N, C
                             Shape{4, 3, 9});
       Harness<TestType> nchw(LayerConfig::batch_normal_norm_2d(3, options_with_order(Form::batch_2d, order)),
                              Shape{4, 3, 9, 1});
-      ncl.execution.simd = nchw.execution.simd = simd;
+      ncl.execution.simd_path = nchw.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
       require_identical_runs(ncl, nchw);
     }
 }
@@ -185,7 +185,7 @@ TEMPLATE_TEST_CASE("channels-last-3d (N, D, H, W, C) gives the contiguous result
       last.x = to_channels_last(contiguous.x, fc.shape);
       last.grad_out = to_channels_last(contiguous.grad_out, fc.shape);
       last.memory_format = MemoryFormat::channels_last;
-      contiguous.execution.simd = last.execution.simd = simd;
+      contiguous.execution.simd_path = last.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
       contiguous.noise = last.noise = NoiseSource<TestType>::philox(9, 2);  // keyed by the logical index
       for (Mode mode : {Mode::train, Mode::train, Mode::eval}) {
         contiguous.forward(mode);

@@ -27,7 +27,7 @@ void check_close(const std::vector<T>& got, const std::vector<double>& want, con
 template <class T>
 void replay_against_reference(const FormCase& form_case, bool simd) {
   Harness<T> layer(form_case.config, form_case.shape);
-  layer.execution.simd = simd;
+  layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
   ReferenceRunning running(static_cast<std::size_t>(form_case.config.num_running()));
   std::vector<double> weight, bias;
   const Mode modes[] = {Mode::train, Mode::train, Mode::eval, Mode::train, Mode::eval};

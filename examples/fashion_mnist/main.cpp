@@ -509,7 +509,7 @@ int run(const Args& args, const std::string& command) {
   models.arms = fm::parse_arms(args.arms, args.noise);
   for (const fm::Arm& arm : models.arms) {
     models.nets.push_back(std::make_unique<fm::Mlp>(arm.options, args.seed, /*noise_seed=*/args.seed * 2 + 1));
-    if (device) models.nets.back()->set_execution(normnorm::Execution{true, device.get()});
+    if (device) models.nets.back()->set_execution(normnorm::Execution{normnorm::SimdPath::automatic, device.get()});
   }
   const fm::LearningRateSchedule schedule{args.lr, args.lr_steps};
 

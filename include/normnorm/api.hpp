@@ -27,9 +27,9 @@ namespace normnorm {
 // on the caller's Eigen thread pool. Results are bit-identical for any thread
 // count: work is split by group, and sums are reduced in fixed blocks.
 struct Execution {
-  bool simd = true;  // false: the scalar path, whatever simd_path says
+  SimdPath simd_path = SimdPath::automatic;  // SimdPath::scalar: the scalar reference path; naming a
+                                             // path that is not available: invalid_argument
   const Eigen::ThreadPoolDevice* device = nullptr;
-  SimdPath simd_path = SimdPath::automatic;  // naming a path that is not available: invalid_argument
 };
 
 template <class T>
@@ -245,7 +245,7 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
   const engine::Kernels<T>* kernels = nullptr;
-  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   // A fixed per-channel map runs in place, with lanes across channels on (N, C) and
   // channels-last rows (where the polynomial map, whose lanes share a channel, gives
   // way to the exact one).
@@ -358,7 +358,7 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
   const engine::Kernels<T>* kernels = nullptr;
-  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   engine::BackwardRequest<T> rq;
   rq.layout = plan.layout;
   rq.options = config.options;

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "normnorm/layers/config.hpp"
+#include "normnorm/layer_config.hpp"
 #include "normnorm/layout.hpp"
 #include "normnorm/math/lambda_search.hpp"
 #include "normnorm/noise/noise_source.hpp"
@@ -23,13 +23,16 @@
 
 namespace normnorm {
 
-// What the statistics phase of a forward concluded about a group.
+// What the statistics phase of a forward concluded about a group (the engine's
+// internal: read through forward's error, never by callers).
+namespace engine {
 enum class GroupVerdict : char {
   usable,
   non_finite,  // NaN or Inf in the group (or in its sums)
   zero_scale,  // variance + eps == 0: cannot be standardized
   overflows,   // the power transform with this lambda would leave T's range
 };
+}  // namespace engine
 
 // Evaluation of the batch forms with running statistics: every channel's map is
 // fixed, so it is folded once into these (engine/evaluation.hpp) and then only
@@ -57,7 +60,7 @@ struct EvaluationCache {
 template <class T>
 struct CallScratch {
   T* transposed = nullptr;            // copies of input, grad_output and noise in the engine's layout
-  GroupVerdict* verdicts = nullptr;   // forward: each group's verdict
+  engine::GroupVerdict* verdicts = nullptr;   // forward: each group's verdict
   double* extremes = nullptr;         // forward, newton / exact: each group's max h and max -h
   T* interleaved = nullptr;           // forward, newton / exact: standardized input, value j of group g at j * G + g
   double* channel_sums = nullptr;     // backward: per block and channel, sum(g) and sum(g z)

@@ -102,7 +102,7 @@ inline Status try_evaluate(const LayerConfig& config, const EvaluateArgs<T>& arg
   if (detail::partly_overlap(args.output, bytes, args.input, bytes))
     return detail::fail(config, "output partly overlaps input (only exactly the same buffer is allowed)");
   const engine::Kernels<T>* kernels = nullptr;
-  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   kernels->evaluate(plan.layout, args.input, args.output, cache, execution.device);
   return {};
 }

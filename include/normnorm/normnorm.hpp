@@ -13,7 +13,7 @@
 #include "normnorm/noise/normal.hpp"
 #include "normnorm/noise/noise_source.hpp"
 #include "normnorm/context.hpp"
-#include "normnorm/layers/config.hpp"
+#include "normnorm/layer_config.hpp"
 #include "normnorm/api.hpp"
 #include "normnorm/evaluate.hpp"
 #include "normnorm/memory_plan.hpp"

@@ -34,7 +34,9 @@ inline void reset_running_stats(const RunningStats<T>& stats, index_t channels) 
   if (stats.num_batches_tracked) *stats.num_batches_tracked = 0;
 }
 
-// Compiled into the kernels: per instruction set (detail/target_namespace.hpp).
+// Internals of the engine's running-statistics update, compiled into the kernels:
+// per instruction set (detail/target_namespace.hpp).
+namespace engine {
 NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // The update factor f of one training call: momentum, or 1 / num_batches_tracked
@@ -49,5 +51,6 @@ inline double blend(double f, double batch_value, double running_value) {
 }
 
 NORMNORM_TARGET_NAMESPACE_END
+}  // namespace engine
 
 }  // namespace normnorm

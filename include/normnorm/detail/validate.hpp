@@ -14,7 +14,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "normnorm/layers/config.hpp"
+#include "normnorm/layer_config.hpp"
 #include "normnorm/status.hpp"
 
 namespace normnorm::detail {

@@ -30,7 +30,7 @@ namespace normnorm {
 
 enum class SimdPath : unsigned char {
   automatic,  // the best path this program holds and this CPU runs (the default)
-  scalar,     // the scalar reference path (what Execution::simd = false also selects)
+  scalar,     // the scalar reference path
   native,     // xsimd::default_arch of the calling translation unit
   sse2,       // dispatch targets: only with normnorm_add_simd_dispatch()
   avx2,       //   (AVX2 + FMA)
@@ -250,8 +250,8 @@ inline const KernelSet* kernels_for(SimdPath path) {
 }
 
 template <class T, class NativeArch = xsimd::default_arch, bool Dispatch = simd_dispatch_built>
-inline Status select_kernels(bool simd, SimdPath path, const Kernels<T>*& kernels) {
-  const KernelSet* set = kernels_for<NativeArch, Dispatch>(simd ? path : SimdPath::scalar);
+inline Status select_kernels(SimdPath path, const Kernels<T>*& kernels) {
+  const KernelSet* set = kernels_for<NativeArch, Dispatch>(path);
   if (!set)
     return Status::invalid_argument(std::string("normnorm: SIMD path ") + to_string(path) +
                                     (Dispatch || path == SimdPath::automatic || path == SimdPath::native

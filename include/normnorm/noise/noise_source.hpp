@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "normnorm/config.hpp"
 #include "normnorm/noise/normal.hpp"
 
 namespace normnorm {

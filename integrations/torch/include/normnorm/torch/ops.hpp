@@ -14,7 +14,7 @@
 #include <ATen/Tensor.h>
 #include <c10/util/Optional.h>
 
-#include "normnorm/layers/config.hpp"
+#include "normnorm/layer_config.hpp"
 
 namespace normnorm::torch {
 
