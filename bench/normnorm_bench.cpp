@@ -31,6 +31,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <normnorm/normnorm.hpp>
@@ -275,6 +276,20 @@ std::string benchmark_name(const Case& c, BenchMode mode, const char* dtype, int
          std::to_string(threads) + "/" + c.shape_tag();
 }
 
+// normnorm_bench_float (NORMNORM_BENCH_FLOAT_ONLY) instantiates only the float kernels
+// with the paper's estimator: a smaller program, for the inlining comparison.
+#ifdef NORMNORM_BENCH_FLOAT_ONLY
+constexpr bool float_only = true;
+template <class... Args>
+void run_double_layer(Args&&...) {}
+#else
+constexpr bool float_only = false;
+template <class... Args>
+void run_double_layer(Args&&... args) {
+  run_layer<double>(std::forward<Args>(args)...);
+}
+#endif
+
 void register_all() {
   const BenchMode modes[] = {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::eval_fwd,
                              BenchMode::eval_fwd_poly};
@@ -286,12 +301,13 @@ void register_all() {
         const bool batch_form = std::strcmp(c.form_tag, "batch_1d") == 0 || std::strcmp(c.form_tag, "batch_2d") == 0;
         if (mode == BenchMode::eval_fwd_poly && (!is_float || !batch_form)) continue;
         for (int threads : thread_counts) {
+          if (!is_float && float_only) continue;
           auto* b = benchmark::RegisterBenchmark(
               benchmark_name(c, mode, dtype, threads).c_str(), [c, mode, threads, is_float](benchmark::State& state) {
                 if (is_float)
                   run_layer<float>(state, c, mode, threads);
                 else
-                  run_layer<double>(state, c, mode, threads);
+                  run_double_layer(state, c, mode, threads);
               });
           b->UseRealTime()->Unit(benchmark::kMillisecond);
         }
@@ -308,6 +324,7 @@ void register_all() {
       {"newton4", normnorm::LambdaEstimator::newton, 4},
       {"exact", normnorm::LambdaEstimator::exact, 1},
   };
+  if (float_only) return;
   for (const Case& c : cases())
     for (const char* dtype : {"float", "double"})
       for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd})
@@ -319,7 +336,7 @@ void register_all() {
             if (is_float)
               run_layer<float>(state, c, mode, 1, e);
             else
-              run_layer<double>(state, c, mode, 1, e);
+              run_double_layer(state, c, mode, 1, e);
           });
           b->UseRealTime()->Unit(benchmark::kMillisecond);
         }
