@@ -8,7 +8,10 @@
 //
 // Both validate every argument before writing anything (docs/api.md lists the errors).
 
+#include <cstdint>
+#include <initializer_list>
 #include <new>
+#include <utility>
 #include <stdexcept>
 #include <string>
 
@@ -18,6 +21,7 @@
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/transpose.hpp"
 #include "normnorm/status.hpp"
+#include "normnorm/storage.hpp"
 #include "normnorm/views.hpp"
 
 namespace normnorm {
@@ -32,27 +36,31 @@ struct Execution {
   const Eigen::ThreadPoolDevice* device = nullptr;
 };
 
+// T is the storage type of the tensors (storage.hpp): float, double, Eigen::bfloat16 or
+// Eigen::half; parameters, statistics and noise are in its compute type C.
 template <class T>
 struct ForwardArgs {
+  using C = compute_t<T>;
   const T* input = nullptr;
   Shape shape;                 // row-major, PyTorch order
   T* output = nullptr;         // may equal input exactly (in place); must not partly overlap it
-  Span<const T> weight, bias;  // num_affine() values each when affine; ignored otherwise
-  RunningStats<T> running;     // batch forms with track_running_stats; ignored otherwise
-  NoiseSource<T> noise;        // needed in training when noise_train > 0
+  Span<const C> weight, bias;  // num_affine() values each when affine; ignored otherwise
+  RunningStats<C> running;     // batch forms with track_running_stats; ignored otherwise
+  NoiseSource<C> noise;        // needed in training when noise_train > 0
   MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: batch/instance 2d/3d and group forms
 };
 
 template <class T>
 struct BackwardArgs {
+  using C = compute_t<T>;
   const T* input = nullptr;        // the forward's input
   Shape shape;
   const T* grad_output = nullptr;  // gradient reaching the output
-  Span<const T> weight;            // when affine
+  Span<const C> weight;            // when affine
   T* grad_input = nullptr;         // each output may be null: not computed
-  T* grad_weight = nullptr;        // num_affine() values
-  T* grad_bias = nullptr;
-  const T* external_noise = nullptr;  // the draws the forward used, if they were external
+  C* grad_weight = nullptr;        // num_affine() values
+  C* grad_bias = nullptr;
+  const C* external_noise = nullptr;  // the draws the forward used, if they were external
   MemoryFormat memory_format = MemoryFormat::contiguous;  // as in the forward
 };
 
@@ -218,15 +226,25 @@ inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_
 
 // Points the context's scratch into its workspace, growing the owned block when
 // needed; a provided block that is too small is refused before anything is written.
+// `prefix` bytes at the workspace's start are the caller's (the widened copies of a
+// 2-byte storage type); the scratch follows them.
 template <class T>
 inline Status carve_scratch(const LayerConfig& config, const engine::ScratchPlan& scratch, SavedContext<T>& context,
-                            const char* call) {
+                            const char* call, std::size_t prefix = 0) {
   unsigned char* base = nullptr;
-  if (!context.workspace.reserve(scratch.bytes, base))
+  if (!context.workspace.reserve(prefix + scratch.bytes, base))
     return fail(config, "the workspace provided holds " + std::to_string(context.workspace.capacity()) + " bytes; this " +
-                            call + " needs " + std::to_string(scratch.bytes) + " (normnorm::memory_plan); nothing was written");
-  scratch.carve(base, context.scratch);
+                            call + " needs " + std::to_string(prefix + scratch.bytes) +
+                            " (normnorm::memory_plan); nothing was written");
+  scratch.carve(base + prefix, context.scratch);
   return {};
+}
+
+// Bytes of `count` values of T, rounded up to the workspace's alignment.
+template <class T>
+inline std::size_t aligned_bytes(index_t count) {
+  const std::size_t bytes = static_cast<std::size_t>(count) * sizeof(T);
+  return (bytes + Workspace::alignment - 1) / Workspace::alignment * Workspace::alignment;
 }
 
 NORMNORM_TARGET_NAMESPACE_END
@@ -238,7 +256,7 @@ namespace api_detail {
 
 template <class T>
 inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
-                          const Execution& execution) {
+                          const Execution& execution, std::size_t scratch_prefix = 0) {
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
   Layout layout;
@@ -255,7 +273,8 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   auto request = detail::forward_request(config, mode, args, plan.layout);
   request.device = execution.device;
   const engine::Transposition& t = plan.transposition;
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::forward_scratch<T>(config, mode, plan), context, "forward"));
+  NORMNORM_RETURN_IF_ERROR(
+      detail::carve_scratch(config, detail::forward_scratch<T>(config, mode, plan), context, "forward", scratch_prefix));
   if (t.active()) {
     // Run on a transposed copy, in place, with the noise laid out the same way.
     const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
@@ -287,30 +306,104 @@ inline Status out_of_memory(const LayerConfig& config, const Shape& shape) {
                                shape.to_string() + "; nothing was written");
 }
 
+template <class S>
+inline constexpr const char* compute_name() {
+  return storage_name<compute_t<S>>();
+}
+
+// The caller's 2-byte buffers against each other and against the compute-type
+// buffers (the float call below sees only the widened copies).
+template <class S>
+inline Status validate_narrow_buffers(const LayerConfig& config, const void* read, const void* read_too, const void* written,
+                                      index_t count, std::initializer_list<std::pair<const void*, index_t>> others) {
+  const index_t bytes = count * static_cast<index_t>(sizeof(S));
+  if (detail::partly_overlap(written, bytes, read, bytes) || detail::partly_overlap(written, bytes, read_too, bytes))
+    return detail::fail(config, "the output partly overlaps an input (only exactly the same buffer is allowed)");
+  for (const auto& [other, other_bytes] : others)
+    if (detail::any_overlap(other, other_bytes, written, bytes) || detail::any_overlap(other, other_bytes, read, bytes) ||
+        detail::any_overlap(other, other_bytes, read_too, bytes))
+      return detail::fail(config, std::string("a ") + compute_name<S>() +
+                                      " parameter, statistic, noise or gradient buffer overlaps a " + storage_name<S>() +
+                                      " tensor");
+  return {};
+}
+
+// A 2-byte storage type: widen the input into the workspace's start, run the
+// compute type's forward there in place, round the result into the output.
+template <class S>
+inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const ForwardArgs<S>& args,
+                                 SavedContext<compute_t<S>>& context, const Execution& execution) {
+  using C = compute_t<S>;
+  NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
+  Layout layout;
+  NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
+  if (!args.input) return detail::fail(config, "input is null");
+  if (!args.output) return detail::fail(config, "output is null");
+  const index_t count = layout.num_elements(), c_bytes = static_cast<index_t>(sizeof(C));
+  const index_t affine_bytes = config.num_affine() * c_bytes, running_bytes = args.running.size * c_bytes;
+  NORMNORM_RETURN_IF_ERROR(validate_narrow_buffers<S>(
+      config, args.input, nullptr, args.output, count,
+      {{args.weight.data, affine_bytes}, {args.bias.data, affine_bytes}, {args.running.mean, running_bytes},
+       {args.running.var, running_bytes}, {args.running.lambda, running_bytes}, {args.running.norm, running_bytes},
+       {args.running.num_batches_tracked, static_cast<index_t>(sizeof(std::int64_t))},
+       {args.noise.normals, count * c_bytes}}));
+  // Reserve the copy and the float call's scratch together, so that call does not move it.
+  const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
+  detail::EnginePlan plan;
+  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
+  const std::size_t prefix = detail::aligned_bytes<C>(count);
+  unsigned char* base = nullptr;
+  NORMNORM_RETURN_IF_ERROR(
+      detail::carve_scratch(config, detail::forward_scratch<C>(config, mode, plan), context, "forward", prefix));
+  context.workspace.reserve(prefix, base);  // (already that large: no allocation)
+  C* widened = reinterpret_cast<C*>(base);
+  detail::widen(args.input, widened, count);
+  ForwardArgs<C> inner;
+  inner.input = widened;
+  inner.output = widened;
+  inner.shape = args.shape;
+  inner.weight = args.weight;
+  inner.bias = args.bias;
+  inner.running = args.running;
+  inner.noise = args.noise;
+  inner.memory_format = args.memory_format;
+  NORMNORM_RETURN_IF_ERROR(run_forward(config, mode, inner, context, execution, prefix));
+  detail::narrow(static_cast<const C*>(widened), args.output, count);
+  return {};
+}
+
 }  // namespace api_detail
 
 // forward without exceptions: a failed Status says why nothing was written (the
 // context is then invalid). Running out of memory is a Status too (out_of_memory).
+// T is the tensors' storage type; the context is in its compute type (storage.hpp).
 template <class T>
-inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
-                          const Execution& execution = {}) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+inline Status try_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args,
+                          SavedContext<compute_t<T>>& context, const Execution& execution = {}) {
+  static_assert(storage_traits<T>::supported, "normnorm supports float, double, Eigen::bfloat16 and Eigen::half");
+  const auto run = [&] {
+    if constexpr (is_narrow_storage<T>)
+      return api_detail::run_narrow_forward(config, mode, args, context, execution);
+    else
+      return api_detail::run_forward(config, mode, args, context, execution);
+  };
 #if NORMNORM_EXCEPTIONS
   try {
-    return api_detail::run_forward(config, mode, args, context, execution);
+    return run();
   } catch (const std::bad_alloc&) {
     context.valid = false;
     return api_detail::out_of_memory(config, args.shape);
   }
 #else
-  return api_detail::run_forward(config, mode, args, context, execution);
+  return run();
 #endif
 }
 
 // Writes args.output and fills context (training: also the running statistics);
 // throws std::invalid_argument or std::domain_error, having written nothing.
 template <class T>
-inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
+inline void forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<compute_t<T>>& context,
                     const Execution& execution = {}) {
   detail::raise_if_error(try_forward(config, mode, args, context, execution));
 }
@@ -319,7 +412,7 @@ namespace api_detail {
 
 template <class T>
 inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
-                           const Execution& execution) {
+                           const Execution& execution, std::size_t scratch_prefix = 0) {
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
   Layout layout;
@@ -382,7 +475,8 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     ~RestoreNoiseKind() { context.noise_kind = kind; }
   } restore_noise_kind{context, caller_noise};
   const bool replay_noise = caller_noise != NoiseKind::none && rq.grad_weight;
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise), context, "backward"));
+  NORMNORM_RETURN_IF_ERROR(
+      detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise), context, "backward", scratch_prefix));
   if (t.active()) {
     // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
     T* x_copy = context.scratch.transposed;
@@ -412,26 +506,83 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
 
 }  // namespace api_detail
 
+namespace api_detail {
+
+// A 2-byte storage type: widen input and grad_output into the workspace's start, run
+// the compute type's backward there (grad_input in place of grad_output's copy), and
+// round grad_input into the caller's buffer.
+template <class S>
+inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<S>& args,
+                                  SavedContext<compute_t<S>>& context, const Execution& execution) {
+  using C = compute_t<S>;
+  NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
+  Layout layout;
+  NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
+  if (!context.valid) return detail::fail(config, "backward needs the saved context of a successful forward");
+  if (!args.input) return detail::fail(config, "input is null");
+  if (!args.grad_output) return detail::fail(config, "grad_output is null");
+  const index_t count = layout.num_elements(), c_bytes = static_cast<index_t>(sizeof(C));
+  const index_t affine_bytes = config.num_affine() * c_bytes;
+  NORMNORM_RETURN_IF_ERROR(validate_narrow_buffers<S>(
+      config, args.input, args.grad_output, args.grad_input, count,
+      {{args.weight.data, affine_bytes}, {args.grad_weight, affine_bytes}, {args.grad_bias, affine_bytes},
+       {args.external_noise, count * c_bytes}}));
+  detail::EnginePlan plan;
+  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
+  const bool replay_noise = context.noise_kind != NoiseKind::none && config.options.affine && args.grad_weight;
+  const std::size_t half = detail::aligned_bytes<C>(count), prefix = 2 * half;
+  NORMNORM_RETURN_IF_ERROR(
+      detail::carve_scratch(config, detail::backward_scratch<C>(plan, replay_noise), context, "backward", prefix));
+  unsigned char* base = nullptr;
+  context.workspace.reserve(prefix, base);  // (already that large: no allocation)
+  C* input = reinterpret_cast<C*>(base);
+  C* gradient = reinterpret_cast<C*>(base + half);
+  detail::widen(args.input, input, count);
+  detail::widen(args.grad_output, gradient, count);
+  BackwardArgs<C> inner;
+  inner.input = input;
+  inner.shape = args.shape;
+  inner.grad_output = gradient;
+  inner.weight = args.weight;
+  inner.grad_input = args.grad_input ? gradient : nullptr;
+  inner.grad_weight = args.grad_weight;
+  inner.grad_bias = args.grad_bias;
+  inner.external_noise = args.external_noise;
+  inner.memory_format = args.memory_format;
+  NORMNORM_RETURN_IF_ERROR(run_backward(config, inner, context, execution, prefix));
+  if (args.grad_input) detail::narrow(static_cast<const C*>(gradient), args.grad_input, count);
+  return {};
+}
+
+}  // namespace api_detail
+
 // backward without exceptions: a failed Status says why nothing was written.
 template <class T>
-inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
+inline Status try_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<compute_t<T>>& context,
                            const Execution& execution = {}) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+  static_assert(storage_traits<T>::supported, "normnorm supports float, double, Eigen::bfloat16 and Eigen::half");
+  const auto run = [&] {
+    if constexpr (is_narrow_storage<T>)
+      return api_detail::run_narrow_backward(config, args, context, execution);
+    else
+      return api_detail::run_backward(config, args, context, execution);
+  };
 #if NORMNORM_EXCEPTIONS
   try {
-    return api_detail::run_backward(config, args, context, execution);
+    return run();
   } catch (const std::bad_alloc&) {
     return api_detail::out_of_memory(config, args.shape);
   }
 #else
-  return api_detail::run_backward(config, args, context, execution);
+  return run();
 #endif
 }
 
 // Writes grad_input, grad_weight and grad_bias (each when not null); throws
 // std::invalid_argument, having written nothing, on a bad argument.
 template <class T>
-inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
+inline void backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<compute_t<T>>& context,
                      const Execution& execution = {}) {
   detail::raise_if_error(try_backward(config, args, context, execution));
 }

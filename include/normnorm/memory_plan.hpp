@@ -30,22 +30,30 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // The plan of a forward in `mode` on `shape` (then its backward), or why that call
 // would be refused (the shape and option checks of forward).
+// T is the storage type (storage.hpp): a 2-byte one adds its widened copies (the
+// input in the forward; input and grad_output in the backward) to the workspace.
 template <class T>
 inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mode mode, MemoryFormat format,
                               MemoryPlan& plan) {
+  using C = compute_t<T>;
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, shape));
-  const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, shape));
+  const auto flow = engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats());
   detail::EnginePlan forward_plan, backward_plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, shape, format, flow.fixed_map, forward_plan));
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, shape, format, false, backward_plan));
   const auto groups = static_cast<std::size_t>(forward_plan.layout.num_groups());
   plan = MemoryPlan{};
-  plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<T>) : 0);
-  plan.forward_workspace = detail::forward_scratch<T>(config, mode, forward_plan).bytes;
+  plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<C>) : 0);
+  plan.forward_workspace = detail::forward_scratch<C>(config, mode, forward_plan).bytes;
   // A backward replays the noise when the forward drew it and grad_weight is wanted.
-  plan.backward_workspace = detail::backward_scratch<T>(backward_plan, flow.noisy && config.options.affine).bytes;
-  if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<T>(config.options, forward_plan.layout);
+  plan.backward_workspace = detail::backward_scratch<C>(backward_plan, flow.noisy && config.options.affine).bytes;
+  if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<C>(config.options, forward_plan.layout);
+  if constexpr (is_narrow_storage<T>) {
+    const std::size_t widened = detail::aligned_bytes<C>(forward_plan.layout.num_elements());
+    plan.forward_workspace += widened;
+    plan.backward_workspace += 2 * widened;
+  }
   return {};
 }
 

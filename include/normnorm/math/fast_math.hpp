@@ -57,7 +57,7 @@ template <class V, class I> struct int_lanes { using type = I; };
 template <class T, class A, class I> struct int_lanes<xsimd::batch<T, A>, I> { using type = xsimd::batch<I, A>; };
 template <class V, class I> using int_lanes_t = typename int_lanes<V, I>::type;
 
-template <class IV, class V> inline IV to_bits(const V& v) {
+template <class IV, class V> NORMNORM_ALWAYS_INLINE IV to_bits(const V& v) {
   if constexpr (std::is_arithmetic_v<V>) {
     IV i;
     std::memcpy(&i, &v, sizeof(V));
@@ -66,7 +66,7 @@ template <class IV, class V> inline IV to_bits(const V& v) {
     return xsimd::bitwise_cast<IV>(v);
   }
 }
-template <class V, class IV> inline V from_bits(const IV& i) {
+template <class V, class IV> NORMNORM_ALWAYS_INLINE V from_bits(const IV& i) {
   if constexpr (std::is_arithmetic_v<V>) {
     V v;
     std::memcpy(&v, &i, sizeof(V));
@@ -96,7 +96,7 @@ constexpr bool batch_fma_is_fused() {
          std::is_base_of<xsimd::fma3<xsimd::avx2>, A>::value || std::is_base_of<xsimd::fma4, A>::value ||
          std::is_base_of<xsimd::neon, A>::value;
 }
-template <class V, class Arch = lane_arch<V>> inline V fmadd(const V& a, const V& b, const V& c) {
+template <class V, class Arch = lane_arch<V>> NORMNORM_ALWAYS_INLINE V fmadd(const V& a, const V& b, const V& c) {
   if constexpr (std::is_arithmetic_v<V>) {
     if constexpr (batch_fma_is_fused<vector_arch<Arch>>()) {
       return std::fma(a, b, c);
@@ -108,7 +108,7 @@ template <class V, class Arch = lane_arch<V>> inline V fmadd(const V& a, const V
     return xsimd::fma(a, b, c);
   }
 }
-template <class V, class Arch = lane_arch<V>> inline V fmsub(const V& a, const V& b, const V& c) {
+template <class V, class Arch = lane_arch<V>> NORMNORM_ALWAYS_INLINE V fmsub(const V& a, const V& b, const V& c) {
   if constexpr (std::is_arithmetic_v<V>) {
     if constexpr (batch_fma_is_fused<vector_arch<Arch>>()) {
       return std::fma(a, b, -c);
@@ -124,11 +124,11 @@ template <class V, class Arch = lane_arch<V>> inline V fmsub(const V& a, const V
 // Clamp that lets NaN through: max(lo, t) and min(hi, t) return their second
 // operand when it is NaN (x86 maxps/minps return the second operand whenever
 // either is NaN; NEON's fmax/fmin return NaN). The scalar branch copies that.
-template <class V> inline V max_keep_nan(const V& lo, const V& t) {
+template <class V> NORMNORM_ALWAYS_INLINE V max_keep_nan(const V& lo, const V& t) {
   if constexpr (std::is_arithmetic_v<V>) return lo > t ? lo : t;
   else return xsimd::max(lo, t);
 }
-template <class V> inline V min_keep_nan(const V& hi, const V& t) {
+template <class V> NORMNORM_ALWAYS_INLINE V min_keep_nan(const V& hi, const V& t) {
   if constexpr (std::is_arithmetic_v<V>) return hi < t ? hi : t;
   else return xsimd::min(hi, t);
 }
@@ -141,7 +141,7 @@ template <class V> inline V min_keep_nan(const V& hi, const V& t) {
 // as long, so out-of-order execution overlaps consecutive batches (this is
 // what brings the degree-21 double log1p under 1 ns). H >= N - 1 is plain Horner.
 template <std::size_t First, std::size_t Step, class Arch, class V, class T, std::size_t N, std::size_t... I>
-inline V horner_steps(const V& x, const T (&c)[N], std::index_sequence<I...>) {
+NORMNORM_ALWAYS_INLINE V horner_steps(const V& x, const T (&c)[N], std::index_sequence<I...>) {
   constexpr std::size_t M = sizeof...(I) + 1;  // terms c[First], c[First + Step], ...
   V acc(c[First + Step * (M - 1)]);
   ((acc = fmadd<V, Arch>(acc, x, V(c[First + Step * (M - 2 - I)]))), ...);
@@ -149,14 +149,14 @@ inline V horner_steps(const V& x, const T (&c)[N], std::index_sequence<I...>) {
 }
 // acc x^H + c[H-1] x^(H-1) + ... + c[0] by Horner steps.
 template <class Arch, class V, class T, std::size_t N, std::size_t... J>
-inline V horner_onto(V acc, const V& x, const T (&c)[N], std::index_sequence<J...>) {
+NORMNORM_ALWAYS_INLINE V horner_onto(V acc, const V& x, const T (&c)[N], std::index_sequence<J...>) {
   constexpr std::size_t H = sizeof...(J);
   ((acc = fmadd<V, Arch>(acc, x, V(c[H - 1 - J]))), ...);
   (void)x;
   return acc;
 }
 template <std::size_t H, class Arch, class V, class T, std::size_t N>
-inline V polynomial(const V& x, const V& x2, const T (&c)[N]) {
+NORMNORM_ALWAYS_INLINE V polynomial(const V& x, const V& x2, const T (&c)[N]) {
   if constexpr (H + 1 >= N) {
     (void)x2;
     return horner_steps<0, 1, Arch>(x, c, std::make_index_sequence<N - 1>{});
@@ -293,7 +293,7 @@ template <> struct consts<double> {
 // ===========================================================================
 // Arch: the kernel's instruction set (lanes.hpp's lane_arch: a batch's own, else the default).
 template <class V, class Arch = lane_arch<V>>
-inline V log1p_nonneg(const V& a) {
+NORMNORM_ALWAYS_INLINE V log1p_nonneg(const V& a) {
   using namespace fast_math_detail;
   using T = typename lane_traits<V>::scalar;
   using C = consts<T>;
@@ -396,7 +396,7 @@ inline V log1p_nonneg(const V& a) {
 //   double 0.91 ns = 2.9 cycles (xsimd::expm1 1.33). At 4.1 GHz: 0.24 / 0.71 ns.
 // ===========================================================================
 template <class V, class Arch = lane_arch<V>>
-inline V expm1_fast(const V& t) {
+NORMNORM_ALWAYS_INLINE V expm1_fast(const V& t) {
   using namespace fast_math_detail;
   using T = typename lane_traits<V>::scalar;
   using C = consts<T>;

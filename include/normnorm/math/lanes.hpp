@@ -46,56 +46,56 @@ template <class T, class A> struct lane_traits<xsimd::batch<T, A>> {
 };
 
 // Loads and stores of `lane_traits<V>::width` consecutive values.
-template <class V> inline V load(const typename lane_traits<V>::scalar* p) {
+template <class V> NORMNORM_ALWAYS_INLINE V load(const typename lane_traits<V>::scalar* p) {
   if constexpr (std::is_arithmetic_v<V>) return *p;
   else return V::load_unaligned(p);
 }
-template <class V> inline void store(typename lane_traits<V>::scalar* p, const V& v) {
+template <class V> NORMNORM_ALWAYS_INLINE void store(typename lane_traits<V>::scalar* p, const V& v) {
   if constexpr (std::is_arithmetic_v<V>) *p = v;
   else v.store_unaligned(p);
 }
 
 // where(mask, a, b) (numpy.where) for both bool and batch_bool masks.
 template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
-inline T where(bool mask, T a, T b) { return mask ? a : b; }
+NORMNORM_ALWAYS_INLINE T where(bool mask, T a, T b) { return mask ? a : b; }
 template <class T, class A>
-inline xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& mask, const xsimd::batch<T, A>& a,
+NORMNORM_ALWAYS_INLINE xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& mask, const xsimd::batch<T, A>& a,
                                  const xsimd::batch<T, A>& b) {
   return xsimd::select(mask, a, b);
 }
 
 // Elementary functions: the scalar path calls the C library, the SIMD path xsimd.
-template <class V> inline V abs(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::abs(v); else return xsimd::abs(v); }
-template <class V> inline V log1p(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::log1p(v); else return xsimd::log1p(v); }
+template <class V> NORMNORM_ALWAYS_INLINE V abs(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::abs(v); else return xsimd::abs(v); }
+template <class V> NORMNORM_ALWAYS_INLINE V log1p(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::log1p(v); else return xsimd::log1p(v); }
 // xsimd 8.1's double exp and expm1 convert round(x / ln 2) to int64 in every lane,
 // which is undefined for NaN, Inf and huge values: clamp first (both saturate well
 // before +-800 anyway) and put NaN back afterwards. (The SIMD kernels call
 // fast_math.hpp's expm1_fast, which needs no clamp; these wrappers serve the rest.)
 template <class V, class Function>
-inline V with_clamped_exponent(const V& v, Function&& function) {
+NORMNORM_ALWAYS_INLINE V with_clamped_exponent(const V& v, Function&& function) {
   using T = typename lane_traits<V>::scalar;
   const auto is_number = v == v;
   const V bounded = xsimd::select(is_number, xsimd::min(xsimd::max(v, V(T(-800))), V(T(800))), V(T(0)));
   return xsimd::select(is_number, function(bounded), v);
 }
-template <class V> inline V expm1(const V& v) {
+template <class V> NORMNORM_ALWAYS_INLINE V expm1(const V& v) {
   if constexpr (std::is_arithmetic_v<V>) return std::expm1(v);
   else return with_clamped_exponent(v, [](const V& x) { return xsimd::expm1(x); });
 }
-template <class V> inline V exp(const V& v) {
+template <class V> NORMNORM_ALWAYS_INLINE V exp(const V& v) {
   if constexpr (std::is_arithmetic_v<V>) return std::exp(v);
   else return with_clamped_exponent(v, [](const V& x) { return xsimd::exp(x); });
 }
-template <class V> inline V sqrt(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::sqrt(v); else return xsimd::sqrt(v); }
+template <class V> NORMNORM_ALWAYS_INLINE V sqrt(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::sqrt(v); else return xsimd::sqrt(v); }
 
 // Horizontal sum into double (one lane for scalars).
-template <class V> inline double lane_sum(const V& v) {
+template <class V> NORMNORM_ALWAYS_INLINE double lane_sum(const V& v) {
   if constexpr (std::is_arithmetic_v<V>) return static_cast<double>(v);
   else return static_cast<double>(xsimd::hadd(v));
 }
 
 // Horizontal maximum (xsimd 8.1 has none).
-template <class V> inline typename lane_traits<V>::scalar lane_max(const V& v) {
+template <class V> NORMNORM_ALWAYS_INLINE typename lane_traits<V>::scalar lane_max(const V& v) {
   if constexpr (std::is_arithmetic_v<V>) {
     return v;
   } else {
@@ -112,7 +112,7 @@ template <class V> inline typename lane_traits<V>::scalar lane_max(const V& v) {
 // With Arch = scalar_arch every element takes the scalar path (the reference
 // path the SIMD ones are tested against).
 template <class T, class Arch, class Kernel>
-inline void for_each_lane(index_t n, Kernel&& kernel) {
+NORMNORM_ALWAYS_INLINE void for_each_lane(index_t n, Kernel&& kernel) {
   index_t i = 0;
   if constexpr (is_simd<Arch>) {
     using B = xsimd::batch<T, Arch>;

@@ -21,11 +21,11 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 // The two transcendentals of every kernel. The SIMD path uses fast_math.hpp's
 // division-free versions (max 1.31 ulp; about 0.65x xsimd's time), the scalar
 // path the C library's: the scalar path stays the independent reference.
-template <class V> inline V log1p_of_magnitude(const V& a) {  // a = |h| >= 0
+template <class V> NORMNORM_ALWAYS_INLINE V log1p_of_magnitude(const V& a) {  // a = |h| >= 0
   if constexpr (std::is_arithmetic_v<V>) return std::log1p(a);
   else return log1p_nonneg(a);
 }
-template <class V> inline V expm1_of_exponent(const V& t) {
+template <class V> NORMNORM_ALWAYS_INLINE V expm1_of_exponent(const V& t) {
   if constexpr (std::is_arithmetic_v<V>) return std::expm1(t);
   else return expm1_fast(t);
 }
@@ -69,7 +69,7 @@ struct PowerTransform {
 // y = transform(h). One log1p and one expm1 per element, never pow: for small
 // |h| pow(1 + a, et) - 1 loses all relative accuracy, expm1(et L) keeps it.
 template <class V, class T>
-inline V power_transform(const V& h, const PowerTransform<T>& pt) {
+NORMNORM_ALWAYS_INLINE V power_transform(const V& h, const PowerTransform<T>& pt) {
   if (pt.identity) return h;
   const auto nonneg = h >= V(T(0));
   const V L = log1p_of_magnitude(math::abs(h));
@@ -93,7 +93,7 @@ struct TransformDerivatives {
 // numerator cancels (it is t^2/2 + ...), so there we sum its series instead:
 //   psi_l = L^2 sum_{k>=2} (k-1)/k! t^(k-2); up to k = 10 the truncation is below 1e-16 for |t| < 0.05.
 template <class V, class T>
-inline V exponent_derivative(const V& t, const V& L, const V& em1, const V& inv_et) {
+NORMNORM_ALWAYS_INLINE V exponent_derivative(const V& t, const V& L, const V& em1, const V& inv_et) {
   const V E = em1 + V(T(1));
   const V direct = (t * E - em1) * inv_et * inv_et;
   V series = V(T(9.0 / 3628800.0));
@@ -116,14 +116,14 @@ struct Magnitude {
 };
 
 template <class V>
-inline Magnitude<V> magnitude_of(const V& h) {
+NORMNORM_ALWAYS_INLINE Magnitude<V> magnitude_of(const V& h) {
   using T = typename lane_traits<V>::scalar;
   const V a = math::abs(h);
   return {h, a, log1p_of_magnitude(a), V(T(1)) / (V(T(1)) + a)};
 }
 
 template <class V, class T>
-inline TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m, const PowerTransform<T>& pt) {
+NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m, const PowerTransform<T>& pt) {
   if (pt.identity) return {m.h, V(T(1)), V(T(0))};
   const auto nonneg = m.h >= V(T(0));
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
@@ -145,7 +145,7 @@ inline TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m
 }
 
 template <class V, class T>
-inline TransformDerivatives<V> power_transform_derivatives(const V& h, const PowerTransform<T>& pt) {
+NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const V& h, const PowerTransform<T>& pt) {
   return power_transform_derivatives(magnitude_of(h), pt);
 }
 
@@ -157,7 +157,7 @@ struct LambdaTerms {
 };
 
 template <class V, class T>
-inline LambdaTerms<V> lambda_terms(const V& h) {
+NORMNORM_ALWAYS_INLINE LambdaTerms<V> lambda_terms(const V& h) {
   const auto nonneg = h >= V(T(0));
   const V a = math::abs(h);
   const V L = log1p_of_magnitude(a);
@@ -177,7 +177,7 @@ struct LambdaSensitivity {
 };
 
 template <class V, class T>
-inline V lambda_sensitivity(const Magnitude<V>& m, const LambdaSensitivity<T>& k) {
+NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const Magnitude<V>& m, const LambdaSensitivity<T>& k) {
   const auto nonneg = m.h >= V(T(0));
   const V one_plus_a = V(T(1)) + m.a;
   const V d = one_plus_a * m.L - m.a;
@@ -190,7 +190,7 @@ inline V lambda_sensitivity(const Magnitude<V>& m, const LambdaSensitivity<T>& k
 }
 
 template <class V, class T>
-inline V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
+NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
   return lambda_sensitivity(magnitude_of(h), k);
 }
 

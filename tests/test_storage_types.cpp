@@ -1,0 +1,228 @@
+// 2-byte storage types (storage.hpp): Eigen::bfloat16 and Eigen::half tensors with
+// float computation. The contract is exact: the output is the float computation on
+// the widened input, rounded once to the storage type; running statistics, lambda,
+// grad_weight and grad_bias are the float computation's, bit for bit.
+
+#include <normnorm/normnorm.hpp>  // first: defines EIGEN_USE_THREADS before Eigen's Tensor
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace normnorm;
+using namespace normnorm::test;
+
+namespace {
+
+// One layer call in storage type S, with its float parameters and statistics.
+template <class S>
+struct NarrowLayer {
+  LayerConfig config;
+  Shape shape;
+  MemoryFormat memory_format = MemoryFormat::contiguous;
+  std::vector<S> x, out, grad_out, grad_x;
+  std::vector<float> weight, bias, grad_weight, grad_bias;
+  std::vector<float> running_mean, running_var, running_lambda, running_norm;
+  std::int64_t batches = 0;
+  SavedContext<float> context;
+  NoiseSource<float> noise;
+
+  // The same layer as `reference`, its tensors rounded to S (and `reference`'s then
+  // widened back, so both compute on the same values).
+  explicit NarrowLayer(Harness<float>& reference)
+      : config(reference.config), shape(reference.shape), memory_format(reference.memory_format) {
+    for (auto* v : {&reference.x, &reference.grad_out})
+      for (float& value : *v) value = static_cast<float>(S(value));
+    for (float value : reference.x) x.push_back(S(value));
+    for (float value : reference.grad_out) grad_out.push_back(S(value));
+    out.assign(x.size(), S(-7.0f));
+    grad_x.assign(x.size(), S(-7.0f));
+    weight = reference.weight, bias = reference.bias;
+    grad_weight = reference.grad_weight, grad_bias = reference.grad_bias;
+    running_mean = reference.running_mean, running_var = reference.running_var;
+    running_lambda = reference.running_lambda, running_norm = reference.running_norm;
+    batches = reference.batches;
+    noise = reference.noise;
+  }
+
+  void forward(Mode mode) {
+    ForwardArgs<S> args;
+    args.input = x.data();
+    args.shape = shape;
+    args.output = out.data();
+    args.weight = {weight.data(), static_cast<index_t>(weight.size())};
+    args.bias = {bias.data(), static_cast<index_t>(bias.size())};
+    args.running = {running_mean.data(), running_var.data(), running_lambda.data(), running_norm.data(), &batches,
+                    static_cast<index_t>(running_mean.size())};
+    args.noise = noise;
+    args.memory_format = memory_format;
+    normnorm::forward(config, mode, args, context);
+  }
+
+  void backward() {
+    BackwardArgs<S> args;
+    args.input = x.data();
+    args.shape = shape;
+    args.grad_output = grad_out.data();
+    args.weight = {weight.data(), static_cast<index_t>(weight.size())};
+    args.grad_input = grad_x.data();
+    args.grad_weight = grad_weight.data();
+    args.grad_bias = grad_bias.data();
+    args.memory_format = memory_format;
+    normnorm::backward(config, args, context);
+  }
+};
+
+// Equal as the storage type's bits: `narrow` holds S(wide[i]) for every i.
+template <class S>
+std::string first_rounding_mismatch(const std::vector<S>& narrow, const std::vector<float>& wide) {
+  for (std::size_t i = 0; i < wide.size(); ++i) {
+    const S want(wide[i]);
+    if (std::memcmp(&narrow[i], &want, sizeof(S)) != 0)
+      return "element " + std::to_string(i) + ": " + std::to_string(float(narrow[i])) + " vs " + std::to_string(float(want));
+  }
+  return "";
+}
+
+std::vector<FormCase> storage_cases() {
+  std::vector<FormCase> cases = form_cases(Options{}, false);
+  cases.push_back({LayerConfig::batch_normal_norm_1d(6, default_options(Form::batch_1d)), Shape{20, 6}});  // transposed
+  return cases;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("2-byte storage: the float computation on the widened input, rounded once", "[storage]", Eigen::bfloat16,
+                   Eigen::half) {
+  using S = TestType;
+  for (const FormCase& c : storage_cases())
+    for (MemoryFormat format : {MemoryFormat::contiguous, MemoryFormat::channels_last}) {
+      const bool nhwc_form = c.config.form == Form::batch_2d || c.config.form == Form::instance_2d ||
+                             c.config.form == Form::group;
+      if (format == MemoryFormat::channels_last && !nhwc_form) continue;
+      INFO(c.config.name() << " " << c.shape.to_string() << (format == MemoryFormat::channels_last ? " NHWC" : ""));
+      Harness<float> reference(c.config, c.shape);
+      reference.memory_format = format;
+      reference.randomize(3);
+      reference.noise = NoiseSource<float>::philox(5, 9);
+      NarrowLayer<S> layer(reference);
+
+      reference.forward(Mode::train);
+      layer.forward(Mode::train);
+      CHECK(first_rounding_mismatch(layer.out, reference.out) == "");
+      CHECK(layer.running_mean == reference.running_mean);
+      CHECK(layer.running_var == reference.running_var);
+      CHECK(layer.running_lambda == reference.running_lambda);
+      CHECK(layer.running_norm == reference.running_norm);
+      CHECK(layer.batches == reference.batches);
+      CHECK(layer.context.lambda == reference.context.lambda);
+
+      reference.backward();
+      layer.backward();
+      CHECK(first_rounding_mismatch(layer.grad_x, reference.grad_x) == "");
+      CHECK(layer.grad_weight == reference.grad_weight);
+      CHECK(layer.grad_bias == reference.grad_bias);
+
+      // Evaluation (running statistics for the batch forms, the group's otherwise).
+      reference.forward(Mode::eval);
+      layer.forward(Mode::eval);
+      CHECK(first_rounding_mismatch(layer.out, reference.out) == "");
+    }
+}
+
+TEMPLATE_TEST_CASE("2-byte storage: memory_plan counts the widened copies exactly", "[storage][memory_plan]",
+                   Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  for (const FormCase& c : storage_cases()) {
+    INFO(c.config.name() << " " << c.shape.to_string());
+    Harness<float> reference(c.config, c.shape);
+    reference.randomize(4);
+    reference.noise = NoiseSource<float>::philox(1, 2);
+    NarrowLayer<S> layer(reference);
+    const MemoryPlan plan = memory_plan<S>(c.config, c.shape, Mode::train);
+    const MemoryPlan float_plan = memory_plan<float>(c.config, c.shape, Mode::train);
+    CHECK(plan.forward_workspace > float_plan.forward_workspace);
+    layer.forward(Mode::train);
+    CHECK(layer.context.workspace.capacity() == plan.forward_workspace);
+    CHECK(layer.context.state_bytes() == plan.state);
+    layer.backward();
+    CHECK(layer.context.workspace.capacity() == plan.workspace());
+  }
+}
+
+TEMPLATE_TEST_CASE("2-byte storage: bad input is refused and nothing is written", "[storage]", Eigen::bfloat16,
+                   Eigen::half) {
+  using S = TestType;
+  Harness<float> reference(LayerConfig::batch_normal_norm_2d(3, Options{}), Shape{2, 3, 4, 4});
+  reference.randomize(5);
+  reference.noise = NoiseSource<float>::philox(1, 2);
+
+  SECTION("NaN in training input: domain_error, output and running statistics unchanged") {
+    NarrowLayer<S> layer(reference);
+    layer.x[17] = S(std::numeric_limits<float>::quiet_NaN());
+    const auto out_before = layer.out;
+    const auto mean_before = layer.running_mean;
+    CHECK_THROWS_AS(layer.forward(Mode::train), std::domain_error);
+    CHECK(std::memcmp(layer.out.data(), out_before.data(), out_before.size() * sizeof(S)) == 0);
+    CHECK(layer.running_mean == mean_before);
+    CHECK(layer.batches == 0);
+  }
+  SECTION("an output partly overlapping the input") {
+    NarrowLayer<S> layer(reference);
+    std::vector<S> storage(layer.x.size() + 1);
+    for (std::size_t i = 0; i < layer.x.size(); ++i) storage[i] = layer.x[i];
+    ForwardArgs<S> args;
+    args.input = storage.data();
+    args.output = storage.data() + 1;
+    args.shape = layer.shape;
+    args.weight = {layer.weight.data(), 3};
+    args.bias = {layer.bias.data(), 3};
+    args.running = {layer.running_mean.data(), layer.running_var.data(), layer.running_lambda.data(),
+                    layer.running_norm.data(), &layer.batches, 3};
+    args.noise = layer.noise;
+    CHECK_THROWS_WITH(forward(layer.config, Mode::train, args, layer.context),
+                      Catch::Contains("partly overlaps an input"));
+    CHECK(layer.batches == 0);
+  }
+  SECTION("a running statistic inside the output") {
+    NarrowLayer<S> layer(reference);
+    ForwardArgs<S> args;
+    args.input = layer.x.data();
+    args.output = layer.out.data();
+    args.shape = layer.shape;
+    args.weight = {layer.weight.data(), 3};
+    args.bias = {layer.bias.data(), 3};
+    args.running = {reinterpret_cast<float*>(layer.out.data()), layer.running_var.data(), layer.running_lambda.data(),
+                    layer.running_norm.data(), &layer.batches, 3};
+    args.noise = layer.noise;
+    CHECK_THROWS_WITH(forward(layer.config, Mode::train, args, layer.context), Catch::Contains("overlaps"));
+  }
+  SECTION("a backward without a forward") {
+    NarrowLayer<S> layer(reference);
+    CHECK_THROWS_WITH(layer.backward(), Catch::Contains("successful forward"));
+  }
+}
+
+TEST_CASE("half storage: outputs beyond 65504 round to infinity, as a float16 tensor would hold them", "[storage]") {
+  // Gamma 1e5 scales every output past half's range: the float result is finite, the
+  // half one is +-Inf (round to nearest), never NaN.
+  Options options;
+  options.noise_train = 0;
+  Harness<float> reference(LayerConfig::batch_normal_norm_1d(2, options), Shape{8, 2});
+  reference.randomize(6);
+  reference.weight = {1e5f, 1e5f};
+  NarrowLayer<Eigen::half> layer(reference);
+  reference.forward(Mode::train);
+  layer.forward(Mode::train);
+  for (std::size_t i = 0; i < layer.out.size(); ++i) {
+    const float value = float(layer.out[i]);
+    CHECK(!std::isnan(value));
+    if (std::abs(reference.out[i]) > 65520.0f) CHECK(std::isinf(value));
+  }
+}
