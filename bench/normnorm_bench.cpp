@@ -9,7 +9,7 @@
 //           train_fwd_bwd  training forward then backward (grad_input, grad_weight, grad_bias)
 //           eval_fwd       evaluation forward (running statistics for the batch forms)
 //           eval_fwd_poly  the same with EvaluationMap::polynomial (batch forms, float only)
-//   dtype   float | double
+//   dtype   float | double | bfloat16 | half (2-byte storage, float compute; 1 thread)
 //   shape   the input shape in PyTorch order, e.g. 32x64x32x32
 //
 // Google Benchmark appends "/real_time" because every benchmark times wall-clock
@@ -127,18 +127,20 @@ class AlignedBuffer {
 
 // Everything one layer call touches: input, output, gradients, parameters,
 // running statistics and the saved context.
+// T is the tensors' storage type; parameters and statistics are in its compute type C.
 template <class T>
 struct Fixture {
+  using C = normnorm::compute_t<T>;
   static constexpr std::uint64_t data_seed = 20250401;
   static constexpr std::uint64_t noise_seed = 1;
 
   Case layer;
   LayerConfig config;
   AlignedBuffer<T> input, output, grad_output, grad_input;
-  AlignedBuffer<T> weight, bias, grad_weight, grad_bias;
-  AlignedBuffer<T> running_mean, running_var, running_lambda, running_norm;
+  AlignedBuffer<C> weight, bias, grad_weight, grad_bias;
+  AlignedBuffer<C> running_mean, running_var, running_lambda, running_norm;
   std::int64_t num_batches_tracked = 0;
-  normnorm::SavedContext<T> context;
+  normnorm::SavedContext<C> context;
   std::uint64_t training_calls = 0;  // the Philox call counter: one per training forward
 
   explicit Fixture(const Case& c)
@@ -158,16 +160,19 @@ struct Fixture {
         running_norm(config.num_running()) {
     // Standard-normal input and output gradient (torch.randn in compare_pytorch.py),
     // drawn with normnorm's own Philox normals: fast enough for 5M-element tensors.
-    normnorm::NoiseSource<T>::philox(data_seed, 0).fill(0, c.count(), input.data());
-    normnorm::NoiseSource<T>::philox(data_seed, 1).fill(0, c.count(), grad_output.data());
-    for (index_t i = 0; i < config.num_affine(); ++i) weight.data()[i] = T(1), bias.data()[i] = T(0);
+    std::vector<C> draws(static_cast<std::size_t>(c.count()));
+    normnorm::NoiseSource<C>::philox(data_seed, 0).fill(0, c.count(), draws.data());
+    for (index_t i = 0; i < c.count(); ++i) input.data()[i] = T(draws[static_cast<std::size_t>(i)]);
+    normnorm::NoiseSource<C>::philox(data_seed, 1).fill(0, c.count(), draws.data());
+    for (index_t i = 0; i < c.count(); ++i) grad_output.data()[i] = T(draws[static_cast<std::size_t>(i)]);
+    for (index_t i = 0; i < config.num_affine(); ++i) weight.data()[i] = C(1), bias.data()[i] = C(0);
     if (config.has_running_stats()) normnorm::reset_running_stats(running(), config.num_running());
     // Touch every output page once so no timed iteration pays the first-touch faults.
-    for (index_t i = 0; i < c.count(); ++i) output.data()[i] = T(0), grad_input.data()[i] = T(0);
+    for (index_t i = 0; i < c.count(); ++i) output.data()[i] = T(0.0f), grad_input.data()[i] = T(0.0f);
   }
 
-  normnorm::RunningStats<T> running() {
-    normnorm::RunningStats<T> stats;
+  normnorm::RunningStats<C> running() {
+    normnorm::RunningStats<C> stats;
     if (!config.has_running_stats()) return stats;
     stats.mean = running_mean.data();
     stats.var = running_var.data();
@@ -202,7 +207,7 @@ struct Fixture {
   }
 
   void train_forward(normnorm::ForwardArgs<T>& args, const normnorm::Execution& execution) {
-    args.noise = normnorm::NoiseSource<T>::philox(noise_seed, training_calls++);
+    args.noise = normnorm::NoiseSource<C>::philox(noise_seed, training_calls++);
     normnorm::forward(config, normnorm::Mode::train, args, context, execution);
   }
 };
@@ -282,11 +287,17 @@ std::string benchmark_name(const Case& c, BenchMode mode, const char* dtype, int
 constexpr bool float_only = true;
 template <class... Args>
 void run_double_layer(Args&&...) {}
+template <class S, class... Args>
+void run_narrow_layer(Args&&...) {}
 #else
 constexpr bool float_only = false;
 template <class... Args>
 void run_double_layer(Args&&... args) {
   run_layer<double>(std::forward<Args>(args)...);
+}
+template <class S, class... Args>
+void run_narrow_layer(Args&&... args) {
+  run_layer<S>(std::forward<Args>(args)...);
 }
 #endif
 
@@ -325,6 +336,21 @@ void register_all() {
       {"exact", normnorm::LambdaEstimator::exact, 1},
   };
   if (float_only) return;
+  // 2-byte storage (float compute, converted at the API boundary): the same rows in
+  // bfloat16 and half, one thread, beside the float rows above.
+  for (const Case& c : cases())
+    for (const char* dtype : {"bfloat16", "half"})
+      for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::eval_fwd}) {
+        const bool bf16 = std::string(dtype) == "bfloat16";
+        auto* b = benchmark::RegisterBenchmark(benchmark_name(c, mode, dtype, 1).c_str(),
+                                               [c, mode, bf16](benchmark::State& state) {
+                                                 if (bf16)
+                                                   run_narrow_layer<Eigen::bfloat16>(state, c, mode, 1);
+                                                 else
+                                                   run_narrow_layer<Eigen::half>(state, c, mode, 1);
+                                               });
+        b->UseRealTime()->Unit(benchmark::kMillisecond);
+      }
   for (const Case& c : cases())
     for (const char* dtype : {"float", "double"})
       for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd})

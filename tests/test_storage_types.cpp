@@ -226,3 +226,32 @@ TEST_CASE("half storage: outputs beyond 65504 round to infinity, as a float16 te
     if (std::abs(reference.out[i]) > 65520.0f) CHECK(std::isinf(value));
   }
 }
+
+TEST_CASE("2-byte storage through the Eigen functors: the raw-pointer API's result, bit for bit", "[storage]") {
+  using S = Eigen::bfloat16;
+  Harness<float> reference(LayerConfig::group_normal_norm(2, 4, Options{}), Shape{3, 4, 3, 5});
+  reference.randomize(8);
+  reference.noise = NoiseSource<float>::philox(3, 4);
+  NarrowLayer<S> raw(reference), mapped(reference);
+  raw.forward(Mode::train);
+  raw.backward();
+
+  using eigen::ConstTensorMap;
+  using eigen::ConstVectorMap;
+  using eigen::TensorMap;
+  using eigen::VectorMap;
+  const eigen::AffineMaps<float> affine(ConstVectorMap<float>(mapped.weight.data(), 4),
+                                        ConstVectorMap<float>(mapped.bias.data(), 4));
+  eigen::Forward<S>{mapped.config}(Mode::train, ConstTensorMap<S, 4>(mapped.x.data(), 3, 4, 3, 5),
+                                   TensorMap<S, 4>(mapped.out.data(), 3, 4, 3, 5), affine, RunningStats<float>{},
+                                   mapped.noise, mapped.context);
+  eigen::Backward<S>{mapped.config}(ConstTensorMap<S, 4>(mapped.x.data(), 3, 4, 3, 5),
+                                    ConstTensorMap<S, 4>(mapped.grad_out.data(), 3, 4, 3, 5), affine,
+                                    TensorMap<S, 4>(mapped.grad_x.data(), 3, 4, 3, 5),
+                                    eigen::AffineGradMaps<float>(VectorMap<float>(mapped.grad_weight.data(), 4),
+                                                                 VectorMap<float>(mapped.grad_bias.data(), 4)),
+                                    mapped.context);
+  CHECK(std::memcmp(mapped.out.data(), raw.out.data(), raw.out.size() * sizeof(S)) == 0);
+  CHECK(std::memcmp(mapped.grad_x.data(), raw.grad_x.data(), raw.grad_x.size() * sizeof(S)) == 0);
+  CHECK(mapped.grad_weight == raw.grad_weight);
+}

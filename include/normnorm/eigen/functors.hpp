@@ -10,7 +10,8 @@
 //   backward(input, grad_output, weight, grad_input, {grad_weight, grad_bias}, context);
 //
 // Each also has try_call(...), with the same arguments, returning the Status
-// instead of throwing (for -fno-exceptions builds).
+// instead of throwing (for -fno-exceptions builds). Eigen::bfloat16 and Eigen::half
+// tensors take float parameters, statistics and context (storage.hpp).
 
 #include <unsupported/Eigen/CXX11/Tensor>
 
@@ -61,21 +62,24 @@ struct AffineMaps {
       : weight{w.data(), static_cast<index_t>(w.size())}, bias{b.data(), static_cast<index_t>(b.size())} {}
 };
 
+// T is the tensors' storage type (storage.hpp); parameters, statistics, noise and the
+// context are in its compute type C (float for Eigen::bfloat16 and Eigen::half).
 template <class T>
 struct Forward {
+  using C = compute_t<T>;
   LayerConfig config;
   Execution execution{};
   MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: the map's dimensions are (N, [D,] H, W, C)
 
   template <int Rank>
-  void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
-                  const RunningStats<T>& running, const NoiseSource<T>& noise, SavedContext<T>& context) const {
+  void operator()(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<C>& affine,
+                  const RunningStats<C>& running, const NoiseSource<C>& noise, SavedContext<C>& context) const {
     detail::raise_if_error(try_call(mode, input, output, affine, running, noise, context));
   }
 
   template <int Rank>
-  Status try_call(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<T>& affine,
-                  const RunningStats<T>& running, const NoiseSource<T>& noise, SavedContext<T>& context) const {
+  Status try_call(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<C>& affine,
+                  const RunningStats<C>& running, const NoiseSource<C>& noise, SavedContext<C>& context) const {
     if (shape_of(input) != shape_of(output))
       return Status::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
                                       shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string());
@@ -108,21 +112,22 @@ struct AffineGradMaps {
 
 template <class T>
 struct Backward {
+  using C = compute_t<T>;
   LayerConfig config;
   Execution execution{};
   MemoryFormat memory_format = MemoryFormat::contiguous;
 
   template <int Rank>
-  void operator()(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<T>& affine,
-                  TensorMap<T, Rank> grad_input, const AffineGradMaps<T>& grads, SavedContext<T>& context,
-                  const T* external_noise = nullptr) const {
+  void operator()(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<C>& affine,
+                  TensorMap<T, Rank> grad_input, const AffineGradMaps<C>& grads, SavedContext<C>& context,
+                  const C* external_noise = nullptr) const {
     detail::raise_if_error(try_call(input, grad_output, affine, grad_input, grads, context, external_noise));
   }
 
   template <int Rank>
-  Status try_call(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<T>& affine,
-                  TensorMap<T, Rank> grad_input, const AffineGradMaps<T>& grads, SavedContext<T>& context,
-                  const T* external_noise = nullptr) const {
+  Status try_call(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<C>& affine,
+                  TensorMap<T, Rank> grad_input, const AffineGradMaps<C>& grads, SavedContext<C>& context,
+                  const C* external_noise = nullptr) const {
     const std::string layer = std::string("normnorm: ") + config.name() + ": ";
     if (shape_of(input) != shape_of(grad_output) || shape_of(input) != shape_of(grad_input))
       return Status::invalid_argument(layer + "input " + shape_of(input).to_string() + ", grad_output " +
