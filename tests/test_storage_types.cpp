@@ -255,3 +255,25 @@ TEST_CASE("2-byte storage through the Eigen functors: the raw-pointer API's resu
   CHECK(std::memcmp(mapped.grad_x.data(), raw.grad_x.data(), raw.grad_x.size() * sizeof(S)) == 0);
   CHECK(mapped.grad_weight == raw.grad_weight);
 }
+
+TEST_CASE("2-byte storage in a module: float parameters, the raw-pointer API's result, infer equals eval", "[storage]") {
+  using S = Eigen::half;
+  const LayerConfig config = LayerConfig::batch_normal_norm_2d(3, Options{});
+  Harness<float> reference(config, Shape{2, 3, 4, 5});
+  reference.randomize(9);
+  BatchNormalNorm2d<S> module(3, Options{}, /*seed=*/7);
+  NarrowLayer<S> raw(reference);
+  raw.noise = NoiseSource<float>::philox(7, 0);  // the module's first training call
+  module.weight() = raw.weight;
+  module.bias() = raw.bias;
+  std::vector<S> out(raw.x.size(), S(0.0f));
+  module.forward(raw.x.data(), raw.shape, out.data());
+  raw.forward(Mode::train);
+  CHECK(std::memcmp(out.data(), raw.out.data(), out.size() * sizeof(S)) == 0);
+  CHECK(std::vector<float>(module.running_mean().begin(), module.running_mean().end()) == raw.running_mean);
+  module.eval();
+  std::vector<S> evaluated(out.size(), S(0.0f)), inferred(out.size(), S(0.0f));
+  module.forward(raw.x.data(), raw.shape, evaluated.data());
+  module.infer(raw.x.data(), raw.shape, inferred.data());
+  CHECK(std::memcmp(evaluated.data(), inferred.data(), out.size() * sizeof(S)) == 0);
+}

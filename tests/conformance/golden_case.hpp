@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -23,6 +24,33 @@ struct Tolerance {
 template <class T> constexpr Tolerance tolerance_for();
 template <> constexpr Tolerance tolerance_for<double>() { return {1e-9, 1e-12}; }
 template <> constexpr Tolerance tolerance_for<float>() { return {1e-4, 1e-5}; }
+// 2-byte storage is compared with the float64 computation on the same rounded input
+// (replay_case's `expected`), so the tolerance is the final rounding: half an ulp of the
+// storage type (2^-8 bfloat16, 2^-11 half) relative, doubled for results that sit on a
+// rounding boundary where float and float64 round to neighbouring values, plus float's
+// own tolerance. Parameters' gradients and statistics stay float: float's tolerance.
+template <> constexpr Tolerance tolerance_for<Eigen::bfloat16>() { return {2.0 / 256 + 1e-4, 1e-5}; }
+template <> constexpr Tolerance tolerance_for<Eigen::half>() { return {2.0 / 2048 + 1e-4, 1e-5}; }
+
+template <class T>
+double to_double(T value) {
+  if constexpr (is_narrow_storage<T>) return static_cast<double>(static_cast<float>(value));
+  else return static_cast<double>(value);
+}
+
+// Extra behaviour of a replay: round the input tensors through a storage type first
+// (x and grad_y, as a 2-byte run sees them), record what was computed, or compare
+// against recorded values instead of the golden files.
+struct ReplayOptions {
+  double (*round_input)(double) = nullptr;
+  std::map<std::string, std::vector<double>>* record = nullptr;
+  const std::map<std::string, std::vector<double>>* expected = nullptr;
+};
+
+template <class S>
+double round_through(double value) {
+  return static_cast<double>(static_cast<float>(S(static_cast<float>(value))));
+}
 
 struct TensorError {
   std::string file;
@@ -93,8 +121,8 @@ std::vector<T> read_as(const std::filesystem::path& file) {
   return io::read_npy_as<T>(file.string());
 }
 
-template <class T>
-TensorError compare(const std::string& name, const std::vector<T>& got, const std::vector<double>& want, Tolerance tol) {
+inline TensorError compare(const std::string& name, const std::vector<double>& got, const std::vector<double>& want,
+                           Tolerance tol) {
   TensorError e;
   e.file = name;
   if (got.size() != want.size()) {
@@ -103,7 +131,7 @@ TensorError compare(const std::string& name, const std::vector<T>& got, const st
     return e;
   }
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const double diff = std::abs(static_cast<double>(got[i]) - want[i]);
+    const double diff = std::abs(got[i] - want[i]);
     e.max_abs = std::max(e.max_abs, diff);
     e.max_rel = std::max(e.max_rel, diff / std::max(std::abs(want[i]), 1e-300));
     if (!(diff <= tol.absolute + tol.relative * std::abs(want[i]))) e.pass = false;
@@ -111,23 +139,40 @@ TensorError compare(const std::string& name, const std::vector<T>& got, const st
   return e;
 }
 
-// Replays the case in precision T. When write_dir is not empty, writes what it
-// computed into write_dir/<case>/ as float64 .npy under the golden file names.
+// A tensor file as T: a 2-byte storage type rounds the float64 values once (via float,
+// which holds them exactly for the golden inputs' precision needs).
+template <class T>
+std::vector<T> read_tensor(const std::filesystem::path& file, std::vector<std::int64_t>* dims,
+                           const ReplayOptions& options) {
+  const std::vector<double> values = io::read_npy_as<double>(file.string(), dims);
+  std::vector<T> out;
+  out.reserve(values.size());
+  for (double v : values) {
+    const double rounded = options.round_input ? options.round_input(v) : v;
+    if constexpr (is_narrow_storage<T>) out.push_back(T(static_cast<float>(rounded)));
+    else out.push_back(static_cast<T>(rounded));
+  }
+  return out;
+}
+
+// Replays the case with tensors stored in T (float, double, Eigen::bfloat16, Eigen::half).
+// When write_dir is not empty, writes what it computed into write_dir/<case>/ as float64
+// .npy under the golden file names.
 template <class T>
 CaseResult replay_case(const std::filesystem::path& dir, const std::string& write_dir = "",
-                       const Execution& execution = {}) {
+                       const Execution& execution = {}, const ReplayOptions& options = {}) {
   namespace fs = std::filesystem;
+  using C = compute_t<T>;
   const Json spec = read_case_json(dir);
   const LayerConfig config = config_from_case(spec);
-  const Tolerance tol = tolerance_for<T>();
   CaseResult result;
   result.name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
 
   NormalNormModule<T> module(config);
   module.set_execution(execution);
   if (config.options.affine) {
-    module.weight() = read_as<T>(dir / "weight.npy");
-    module.bias() = read_as<T>(dir / "bias.npy");
+    module.weight() = read_as<C>(dir / "weight.npy");
+    module.bias() = read_as<C>(dir / "bias.npy");
   }
   fs::path out_dir;
   if (!write_dir.empty()) {
@@ -142,27 +187,35 @@ CaseResult replay_case(const std::filesystem::path& dir, const std::string& writ
       return std::any_of(step["files"].items.begin(), step["files"].items.end(),
                          [&](const Json& f) { return f.text == prefix + stem; });
     };
-    auto check = [&](const std::string& stem, const std::vector<T>& got, const std::vector<std::int64_t>& shape) {
-      if (!out_dir.empty()) {
-        std::vector<double> as_double(got.begin(), got.end());
-        io::write_npy<double>((out_dir / (prefix + stem + ".npy")).string(), as_double.data(), shape);
-      }
+    // Tensors in T get T's tolerance; parameters' gradients, lambda and statistics (in C), C's.
+    auto check = [&](const std::string& stem, const auto& got, const std::vector<std::int64_t>& shape) {
+      using V = typename std::decay_t<decltype(got)>::value_type;
+      std::vector<double> as_double;
+      for (const V& v : got) as_double.push_back(to_double(v));
+      if (!out_dir.empty()) io::write_npy<double>((out_dir / (prefix + stem + ".npy")).string(), as_double.data(), shape);
+      if (options.record) (*options.record)[prefix + stem] = as_double;
       if (!has(stem)) return;
+      const Tolerance tol = std::is_same_v<V, T> ? tolerance_for<T>() : tolerance_for<C>();
+      if (options.expected) {
+        const auto found = options.expected->find(prefix + stem);
+        if (found != options.expected->end()) result.tensors.push_back(compare(prefix + stem, as_double, found->second, tol));
+        return;
+      }
       const auto want = io::read_npy(dir / (prefix + stem + ".npy")).data;
-      result.tensors.push_back(compare(prefix + stem, got, want, tol));
+      result.tensors.push_back(compare(prefix + stem, as_double, want, tol));
     };
 
     std::vector<std::int64_t> dims;
-    const std::vector<T> x = io::read_npy_as<T>((dir / (prefix + "x.npy")).string(), &dims);
+    const std::vector<T> x = read_tensor<T>(dir / (prefix + "x.npy"), &dims, options);
     const Shape shape(dims.data(), static_cast<int>(dims.size()));
     module.train(step["mode"].text == "train");
-    std::vector<T> y(x.size());
+    std::vector<T> y(x.size(), T(0.0f));
     module.forward(x.data(), shape, y.data());
     check("y", y, dims);
 
     if (has("grad_y")) {
-      const std::vector<T> grad_y = read_as<T>(dir / (prefix + "grad_y.npy"));
-      std::vector<T> grad_x(x.size());
+      const std::vector<T> grad_y = read_tensor<T>(dir / (prefix + "grad_y.npy"), nullptr, options);
+      std::vector<T> grad_x(x.size(), T(0.0f));
       module.backward(x.data(), shape, grad_y.data(), grad_x.data());
       check("grad_x", grad_x, dims);
       const std::vector<std::int64_t> affine_dims(config.form == Form::layer ? std::vector<std::int64_t>(config.normalized_shape.begin(), config.normalized_shape.end())
@@ -174,20 +227,20 @@ CaseResult replay_case(const std::filesystem::path& dir, const std::string& writ
     }
     if (module.is_training() && (is_batch_form(config.form) || config.form == Form::layer)) {
       const auto& lambda = module.context().lambda;
-      std::vector<T> got;
+      std::vector<double> got;
       std::vector<std::int64_t> lambda_dims{config.num_features};
       if (config.form == Form::layer) {  // one value per normalized row, broadcast to the input's shape
         const index_t row = config.num_affine();
-        for (std::size_t i = 0; i < x.size(); ++i) got.push_back(T(lambda[i / static_cast<std::size_t>(row)]));
+        for (std::size_t i = 0; i < x.size(); ++i) got.push_back(double(C(lambda[i / static_cast<std::size_t>(row)])));
         lambda_dims = dims;
       } else {
-        got.assign(lambda.begin(), lambda.end());
+        for (double l : lambda) got.push_back(double(C(l)));
       }
       check("lambda", got, lambda_dims);
     }
     if (config.has_running_stats()) {
       const std::vector<std::int64_t> c{config.num_features};
-      auto values = [](normnorm::Span<T> s) { return std::vector<T>(s.begin(), s.end()); };
+      auto values = [](normnorm::Span<C> s) { return std::vector<C>(s.begin(), s.end()); };
       check("running_lmbda", values(module.running_lambda()), c);
       check("running_mean", values(module.running_mean()), c);
       check("running_var", values(module.running_var()), c);
@@ -206,6 +259,22 @@ inline std::string describe(const CaseResult& result, const std::string& dtype) 
     line << std::scientific << "  max abs " << t.max_abs << "  max rel " << t.max_rel;
   }
   return line.str();
+}
+
+// A 2-byte storage type: the float64 replay on the same rounded inputs is the
+// reference (recorded first), then the replay in S is compared with it.
+template <class S>
+CaseResult replay_case_narrow(const std::filesystem::path& dir, const std::string& write_dir = "",
+                              const Execution& execution = {}) {
+  std::map<std::string, std::vector<double>> reference;
+  ReplayOptions record;
+  record.round_input = &round_through<S>;
+  record.record = &reference;
+  (void)replay_case<double>(dir, "", execution, record);
+  ReplayOptions compare_with;
+  compare_with.round_input = &round_through<S>;
+  compare_with.expected = &reference;
+  return replay_case<S>(dir, write_dir, execution, compare_with);
 }
 
 }  // namespace normnorm::test

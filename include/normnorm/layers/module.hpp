@@ -23,9 +23,13 @@
 
 namespace normnorm {
 
+// T is the tensors' storage type (storage.hpp); parameters, running statistics and the
+// saved context are in its compute type C (float for Eigen::bfloat16 and Eigen::half).
 template <class T>
 class NormalNormModule {
  public:
+  using C = compute_t<T>;
+
   // Validates the options: std::invalid_argument on a bad config. Built without
   // exceptions, the module keeps the error instead (status()) and every try_ call
   // returns it.
@@ -37,10 +41,10 @@ class NormalNormModule {
     if (!status_.ok()) return;
     const auto affine = static_cast<std::size_t>(config_.num_affine());
     if (config_.options.affine) {
-      weight_.assign(affine, T(1));
-      bias_.assign(affine, T(0));
-      grad_weight_.assign(affine, T(0));
-      grad_bias_.assign(affine, T(0));
+      weight_.assign(affine, C(1));
+      bias_.assign(affine, C(0));
+      grad_weight_.assign(affine, C(0));
+      grad_bias_.assign(affine, C(0));
     }
     if (config_.has_running_stats()) {
       const auto channels = static_cast<std::size_t>(config_.num_running());
@@ -93,7 +97,7 @@ class NormalNormModule {
     args.weight = {weight_.data(), static_cast<index_t>(weight_.size())};
     args.bias = {bias_.data(), static_cast<index_t>(bias_.size())};
     args.running = running_view();
-    args.noise = NoiseSource<T>::philox(seed_, training_calls_);
+    args.noise = NoiseSource<C>::philox(seed_, training_calls_);
     NORMNORM_RETURN_IF_ERROR(normnorm::try_forward(config_, training_ ? Mode::train : Mode::eval, args, context_, execution_));
     if (training_) ++training_calls_;
     return {};
@@ -121,9 +125,10 @@ class NormalNormModule {
         }
         reading.lock();
       }
-      return try_evaluate(config_, EvaluateArgs<T>{input, shape, output, format}, cache_, execution_);
+      if constexpr (!is_narrow_storage<T>)
+        return try_evaluate(config_, EvaluateArgs<T>{input, shape, output, format}, cache_, execution_);
     }
-    thread_local SavedContext<T> scratch;
+    thread_local SavedContext<C> scratch;
     ForwardArgs<T> args;
     args.memory_format = format;
     args.input = input;
@@ -174,20 +179,20 @@ class NormalNormModule {
     return grad_input;
   }
 
-  std::vector<T>& weight() { return weight_; }
-  std::vector<T>& bias() { return bias_; }
-  const std::vector<T>& grad_weight() const { return grad_weight_; }
-  const std::vector<T>& grad_bias() const { return grad_bias_; }
+  std::vector<C>& weight() { return weight_; }
+  std::vector<C>& bias() { return bias_; }
+  const std::vector<C>& grad_weight() const { return grad_weight_; }
+  const std::vector<C>& grad_bias() const { return grad_bias_; }
   // The running statistics (batch forms with track_running_stats; empty otherwise):
   // their values can be changed, their sizes cannot (each holds num_running() values).
-  Span<T> running_mean() { return span_of(running_mean_); }
-  Span<T> running_var() { return span_of(running_var_); }
-  Span<T> running_lambda() { return span_of(running_lambda_); }
-  Span<T> running_norm() { return span_of(running_norm_); }
-  Span<const T> running_mean() const { return span_of(running_mean_); }
-  Span<const T> running_var() const { return span_of(running_var_); }
-  Span<const T> running_lambda() const { return span_of(running_lambda_); }
-  Span<const T> running_norm() const { return span_of(running_norm_); }
+  Span<C> running_mean() { return span_of(running_mean_); }
+  Span<C> running_var() { return span_of(running_var_); }
+  Span<C> running_lambda() { return span_of(running_lambda_); }
+  Span<C> running_norm() { return span_of(running_norm_); }
+  Span<const C> running_mean() const { return span_of(running_mean_); }
+  Span<const C> running_var() const { return span_of(running_var_); }
+  Span<const C> running_lambda() const { return span_of(running_lambda_); }
+  Span<const C> running_norm() const { return span_of(running_norm_); }
   std::int64_t num_batches_tracked() const { return num_batches_tracked_; }
   // E.g. from a checkpoint: a negative count is refused (invalid_argument), nothing changed.
   void set_num_batches_tracked(std::int64_t count) { detail::raise_if_error(try_set_num_batches_tracked(count)); }
@@ -202,7 +207,7 @@ class NormalNormModule {
     if (status_.ok() && config_.has_running_stats()) reset_running_stats_of(running_view(), config_.num_running());
   }
 
-  const SavedContext<T>& context() const { return context_; }
+  const SavedContext<C>& context() const { return context_; }
   std::uint64_t noise_seed() const { return seed_; }
   std::uint64_t training_calls() const { return training_calls_; }
 
@@ -211,29 +216,32 @@ class NormalNormModule {
   static Shape shape_of(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& tensor) {
     return Shape(tensor.dimensions().data(), Rank);
   }
-  static Span<const T> span_of(const std::vector<T>& values) {
+  static Span<const C> span_of(const std::vector<C>& values) {
     return {values.data(), static_cast<index_t>(values.size())};
   }
-  static Span<T> span_of(std::vector<T>& values) { return {values.data(), static_cast<index_t>(values.size())}; }
-  bool uses_evaluation_cache() const { return config_.has_running_stats() && config_.options.power_transform; }
-  RunningStats<T> const_running_view() const { return const_cast<NormalNormModule*>(this)->running_view(); }
+  static Span<C> span_of(std::vector<C>& values) { return {values.data(), static_cast<index_t>(values.size())}; }
+  // (Prepared evaluation takes float and double tensors: a 2-byte module evaluates by forward.)
+  bool uses_evaluation_cache() const {
+    return !is_narrow_storage<T> && config_.has_running_stats() && config_.options.power_transform;
+  }
+  RunningStats<C> const_running_view() const { return const_cast<NormalNormModule*>(this)->running_view(); }
   bool cache_current() const {
     return cache_.ready && engine::evaluation_cache_current(cache_, config_.options, config_.num_running(), affine_data(weight_),
                                                            affine_data(bias_), const_running_view(),
-                                                           detail::cache_wants_tables<T>(config_));
+                                                           detail::cache_wants_tables<C>(config_));
   }
-  const T* affine_data(const std::vector<T>& values) const { return config_.options.affine ? values.data() : nullptr; }
+  const C* affine_data(const std::vector<C>& values) const { return config_.options.affine ? values.data() : nullptr; }
   // Under the cache's unique lock.
   Status prepare_cache() const {
-    return try_prepare_evaluation(config_, Span<const T>{weight_.data(), static_cast<index_t>(weight_.size())},
-                                  Span<const T>{bias_.data(), static_cast<index_t>(bias_.size())}, const_running_view(),
+    return try_prepare_evaluation(config_, Span<const C>{weight_.data(), static_cast<index_t>(weight_.size())},
+                                  Span<const C>{bias_.data(), static_cast<index_t>(bias_.size())}, const_running_view(),
                                   cache_);
   }
-  static void reset_running_stats_of(const RunningStats<T>& stats, index_t channels) {
+  static void reset_running_stats_of(const RunningStats<C>& stats, index_t channels) {
     normnorm::reset_running_stats(stats, channels);
   }
-  RunningStats<T> running_view() {
-    RunningStats<T> view;
+  RunningStats<C> running_view() {
+    RunningStats<C> view;
     if (!config_.has_running_stats()) return view;
     view.mean = running_mean_.data();
     view.var = running_var_.data();
@@ -260,11 +268,11 @@ class NormalNormModule {
   bool training_ = true;
   std::uint64_t seed_ = 0;
   std::uint64_t training_calls_ = 0;
-  std::vector<T> weight_, bias_, grad_weight_, grad_bias_;
-  std::vector<T> running_mean_, running_var_, running_lambda_, running_norm_;
+  std::vector<C> weight_, bias_, grad_weight_, grad_bias_;
+  std::vector<C> running_mean_, running_var_, running_lambda_, running_norm_;
   std::int64_t num_batches_tracked_ = 0;
-  SavedContext<T> context_;
-  mutable EvaluationCache<T> cache_;  // infer(): prepared by eval()
+  SavedContext<C> context_;
+  mutable EvaluationCache<C> cache_;  // infer(): prepared by eval()
 };
 
 template <class T = float>
