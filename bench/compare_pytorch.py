@@ -52,7 +52,11 @@ MODES = ("train_fwd", "train_fwd_bwd", "eval_fwd", "eval_fwd_poly")
 # eval_fwd_poly: normnorm with EvaluationMap::polynomial (batch forms, float); the PyTorch
 # sides run exactly as for eval_fwd.
 POLY_FORMS = ("batch_1d", "batch_2d")
-DTYPES = {"float": torch.float32, "double": torch.float64}
+# bfloat16: normnorm stores tensors in bfloat16 and computes in float (parameters float);
+# PyTorch 1.13's CPU BatchNorm2d and LayerNorm run bfloat16 modules (module.to(bfloat16)),
+# its GroupNorm and InstanceNorm2d, and every norm in half, do not.
+DTYPES = {"float": torch.float32, "double": torch.float64, "bfloat16": torch.bfloat16}
+NARROW_DTYPES = ("bfloat16",)  # normnorm_bench has these rows at one thread, without eval_fwd_poly
 GROUPS = 32  # the group form's G in every benchmarked shape
 BENCH_THREADS = (1, 2)  # the thread counts normnorm_bench registers
 
@@ -443,7 +447,7 @@ def parse_list(text, allowed, kind):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dtype", default="float", help="comma list of float, double (default float)")
+    p.add_argument("--dtype", default="float", help="comma list of float, double, bfloat16 (default float)")
     p.add_argument("--threads", default="1", help="comma list of thread counts (default 1)")
     p.add_argument("--forms", default=",".join(FORMS), help="comma list (default all): " + ", ".join(FORMS))
     p.add_argument("--modes", default=",".join(MODES), help="comma list (default all): " + ", ".join(MODES))
@@ -503,7 +507,8 @@ def main():
             "load_start": os.getloadavg()[0], "stale_binary": stale, "command": " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0])] + sys.argv[1:])}
     results = []
     rows = [(f, s, m, d, t) for f, s in shapes for d in dtypes for t in thread_counts for m in modes
-            if m != "eval_fwd_poly" or (f in POLY_FORMS and d == "float")]
+            if (m != "eval_fwd_poly" or (f in POLY_FORMS and d == "float"))
+            and (d not in NARROW_DTYPES or (t == 1 and m != "eval_fwd_poly"))]
     for i, (form, shape, mode, dtype, threads) in enumerate(rows, 1):
         r = measure_row(args, args.bench, form, shape, mode, dtype, threads)
         m = r["median_ms"]
