@@ -13,6 +13,7 @@
 #include <string>
 
 #include "normnorm/context.hpp"
+#include "normnorm/distributed/reducer.hpp"
 #include "normnorm/detail/validate.hpp"
 #include "normnorm/engine/dispatch.hpp"
 #include "normnorm/engine/parallel.hpp"
@@ -30,6 +31,9 @@ struct Execution {
   bool simd = true;  // false: the scalar path, whatever simd_path says
   const Eigen::ThreadPoolDevice* device = nullptr;
   SimdPath simd_path = SimdPath::automatic;  // naming a path that is not available: invalid_argument
+  // Batch forms only: the batch is split across ranks, and this reduces over them
+  // (docs/distributed.md). Null: one process, today's code path.
+  const Reducer* reducer = nullptr;
 };
 
 template <class T>
@@ -60,7 +64,8 @@ namespace detail {
 NORMNORM_TARGET_NAMESPACE_BEGIN  // per instruction set: detail/target_namespace.hpp
 
 template <class T>
-inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout) {
+inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout,
+                               bool distributed = false) {
   const Options& o = config.options;
   const index_t count = layout.num_elements();
   const index_t bytes = count * static_cast<index_t>(sizeof(T));
@@ -113,7 +118,7 @@ inline Status validate_forward(const LayerConfig& config, Mode mode, const Forwa
     }
   }
   if (mode == Mode::train) {
-    if (is_batch_form(config.form) && layout.group_size() < 2)
+    if (is_batch_form(config.form) && layout.group_size() < 2 && !distributed)  // distributed: over all ranks
       return fail(config, "training needs more than one value per channel, got input " + args.shape.to_string());
     if (o.power_transform && o.noise_train > 0) {
       if (args.noise.kind == NoiseKind::none)
@@ -185,18 +190,32 @@ inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryF
 // The noise the engine should use on a transposed copy, in `buffer` when it has to be materialized.
 template <class T>
 inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>& logical, T* buffer, T* scratch,
-                                   const engine::Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device) {
+                                   const engine::Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device,
+                                   index_t noise_offset = 0) {  // distributed: elements on lower ranks
   if (logical.kind == NoiseKind::none) return logical;
   if (logical.kind == NoiseKind::philox && plan.noise_keyed_in_engine_order) return logical;
   // Draws in the caller's memory order, then transposed like the input.
   const index_t count = plan.transposition.elements();
   const T* source = logical.normals;
   if (logical.kind == NoiseKind::philox) {
-    kernels.fill_noise(logical, 0, count, scratch);
+    kernels.fill_noise(logical, noise_offset, count, scratch);
     source = scratch;
   }
   kernels.transpose(plan.transposition, source, buffer, true, device);
   return NoiseSource<T>::external(buffer);
+}
+
+// Whether a call reduces over ranks (docs/distributed.md): a batch form with a
+// reducer whose statistics come from the batch (evaluation with running statistics
+// is per element and makes no collective call).
+inline bool reduces_over_ranks(const LayerConfig& config, Mode mode, const Execution& execution) {
+  return execution.reducer && is_batch_form(config.form) && !(mode == Mode::eval && config.has_running_stats());
+}
+// A rank of a split batch may hold no samples: the batch axis is checked as if it held one.
+inline Shape shape_to_validate(const LayerConfig& config, const Shape& shape, const Execution& execution) {
+  Shape checked = shape;
+  if (execution.reducer && is_batch_form(config.form) && checked.rank() > 0 && checked[0] == 0) checked[0] = 1;
+  return checked;
 }
 
 NORMNORM_TARGET_NAMESPACE_END
@@ -209,11 +228,14 @@ namespace api_detail {
 template <class T>
 inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
                           const Execution& execution) {
+  // Distributed: every rank reaches the handshake, even one whose checks fail (engine/reduction.hpp).
+  const bool distributed = detail::reduces_over_ranks(config, mode, execution);
+  engine::DistributedCall distributed_call(distributed ? execution.reducer : nullptr, config, "forward");
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, detail::shape_to_validate(config, args.shape, execution)));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout, distributed));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
   // A fixed per-channel map runs in place, with lanes across channels on (N, C) and
@@ -222,8 +244,19 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
+  engine::GlobalBatch global;
+  if (distributed) {
+    if (searches_lambda(config.options))
+      return detail::fail(config, std::string("estimator ") + estimator_name(config.options.estimator) +
+                                      " is not supported with a Reducer (use newton_step or gradient_step)");
+    const std::uint64_t fingerprint = engine::call_fingerprint(config, 1, static_cast<int>(mode), args.running.present(),
+                                                               mode == Mode::train ? args.noise : NoiseSource<T>{});
+    NORMNORM_RETURN_IF_ERROR(distributed_call.agree(fingerprint, layout, mode == Mode::train, global));
+  }
   auto request = detail::forward_request(config, mode, args, plan.layout);
   request.device = execution.device;
+  request.reducer = distributed ? execution.reducer : nullptr;
+  request.global = global;
   const engine::Transposition& t = plan.transposition;
   if (t.active()) {
     // Run on a transposed copy, in place, with the noise laid out the same way.
@@ -235,7 +268,7 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
     request.out = copy;
     if (noisy)
       request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), *kernels,
-                                            execution.device);
+                                            execution.device, global.noise_offset);
   }
   NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
   if (t.active()) kernels->transpose(t, static_cast<const T*>(context.workspace.data()), args.output, false, execution.device);
@@ -290,8 +323,13 @@ namespace api_detail {
 template <class T>
 inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
                            const Execution& execution) {
+  // Distributed (batch forms whose forward took the batch's statistics): every rank
+  // reaches the handshake, even one whose checks fail (engine/reduction.hpp).
+  const bool distributed =
+      execution.reducer && is_batch_form(config.form) && !(context.valid && !context.batch_statistics);
+  engine::DistributedCall distributed_call(distributed ? execution.reducer : nullptr, config, "backward");
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, detail::shape_to_validate(config, args.shape, execution)));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   if (!context.valid) return detail::fail(config, "backward needs the saved context of a successful forward");
@@ -329,6 +367,14 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd, execution.simd_path, kernels));
+  engine::GlobalBatch global;
+  if (distributed) {
+    const NoiseSource<T> noise = context.noise_kind == NoiseKind::philox
+                                     ? NoiseSource<T>::philox(context.noise_seed, context.noise_call)
+                                     : NoiseSource<T>{};
+    const std::uint64_t fingerprint = engine::call_fingerprint(config, 2, static_cast<int>(context.mode), true, noise);
+    NORMNORM_RETURN_IF_ERROR(distributed_call.agree(fingerprint, layout, false, global));
+  }
   engine::BackwardRequest<T> rq;
   rq.layout = plan.layout;
   rq.options = config.options;
@@ -342,6 +388,8 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     rq.grad_bias = args.grad_bias;
   }
   rq.device = execution.device;
+  rq.reducer = distributed ? execution.reducer : nullptr;
+  rq.global = global;
   const engine::Transposition& t = plan.transposition;
   const NoiseKind caller_noise = context.noise_kind;
   // The transposed path swaps the context's noise kind for the engine; put it back
@@ -368,7 +416,7 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
                                    : NoiseSource<T>::external(args.external_noise);
       const NoiseSource<T> copy_noise =
           detail::engine_noise(plan, logical, grad_copy + t.elements(), grad_copy + 2 * t.elements(), *kernels,
-                               execution.device);
+                               execution.device, global.noise_offset);
       context.noise_kind = copy_noise.kind;
       rq.external_noise = copy_noise.normals;
     }
