@@ -18,6 +18,8 @@ NORMNORM_DEB_PACKAGES=(
   # TorchConfig.cmake, python3-torch the same 1.13.1 build for Python; the libtorch
   # example trains on Fashion-MNIST.
   libtorch-dev python3-torch python3-numpy dataset-fashion-mnist
+  # The optional normnorm::mpi (distributed batch statistics, docs/distributed.md) and its tests.
+  openmpi-bin libopenmpi-dev
 )
 
 # Extra packages for the sanitizer and fuzzing stages of scripts/test: Clang 14 with

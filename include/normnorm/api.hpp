@@ -16,6 +16,7 @@
 #include <string>
 
 #include "normnorm/context.hpp"
+#include "normnorm/distributed/reducer.hpp"
 #include "normnorm/detail/validate.hpp"
 #include "normnorm/engine/dispatch.hpp"
 #include "normnorm/engine/parallel.hpp"
@@ -34,6 +35,9 @@ struct Execution {
   SimdPath simd_path = SimdPath::automatic;  // SimdPath::scalar: the scalar reference path; naming a
                                              // path that is not available: invalid_argument
   const Eigen::ThreadPoolDevice* device = nullptr;
+  // Batch forms only: the batch is split across ranks, and this reduces over them
+  // (docs/distributed.md). Null: one process, today's code path.
+  const Reducer* reducer = nullptr;
 };
 
 // T is the storage type of the tensors (storage.hpp): float, double, Eigen::bfloat16 or
@@ -68,7 +72,8 @@ namespace detail {
 NORMNORM_TARGET_NAMESPACE_BEGIN  // per instruction set: detail/target_namespace.hpp
 
 template <class T>
-inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout) {
+inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout,
+                               bool distributed = false) {
   const Options& o = config.options;
   const index_t count = layout.num_elements();
   const index_t bytes = count * static_cast<index_t>(sizeof(T));
@@ -121,7 +126,7 @@ inline Status validate_forward(const LayerConfig& config, Mode mode, const Forwa
     }
   }
   if (mode == Mode::train) {
-    if (is_batch_form(config.form) && layout.group_size() < 2)
+    if (is_batch_form(config.form) && layout.group_size() < 2 && !distributed)  // distributed: over all ranks
       return fail(config, "training needs more than one value per channel, got input " + args.shape.to_string());
     if (o.power_transform && o.noise_train > 0) {
       if (args.noise.kind == NoiseKind::none)
@@ -193,14 +198,15 @@ inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryF
 // The noise the engine should use on a transposed copy, in `buffer` when it has to be materialized.
 template <class T>
 inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>& logical, T* buffer, T* scratch,
-                                   const engine::Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device) {
+                                   const engine::Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device,
+                                   index_t noise_offset = 0) {  // distributed: elements on lower ranks
   if (logical.kind == NoiseKind::none) return logical;
   if (logical.kind == NoiseKind::philox && plan.noise_keyed_in_engine_order) return logical;
   // Draws in the caller's memory order, then transposed like the input.
   const index_t count = plan.transposition.elements();
   const T* source = logical.normals;
   if (logical.kind == NoiseKind::philox) {
-    kernels.fill_noise(logical, 0, count, scratch);
+    kernels.fill_noise(logical, noise_offset, count, scratch);
     source = scratch;
   }
   kernels.transpose(plan.transposition, source, buffer, true, device);
@@ -210,18 +216,21 @@ inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>&
 // A forward's scratch: on a transposed path the input's copy (with noise, also the
 // draws in the engine's layout and a buffer to draw them in), then the engine's parts.
 template <class T>
-inline engine::ScratchPlan forward_scratch(const LayerConfig& config, Mode mode, const EnginePlan& plan) {
+inline engine::ScratchPlan forward_scratch(const LayerConfig& config, Mode mode, const EnginePlan& plan,
+                                           bool reduces_over_ranks) {
   const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
   const engine::Transposition& t = plan.transposition;
-  return engine::forward_scratch_plan<T>(plan.layout, flow, t.active() ? t.elements() * (flow.noisy ? 3 : 1) : 0);
+  return engine::forward_scratch_plan<T>(plan.layout, flow, t.active() ? t.elements() * (flow.noisy ? 3 : 1) : 0,
+                                         reduces_over_ranks);
 }
 
 // A backward's scratch: on a transposed path the copies of input and grad_output
 // (replaying noise: also the draws and their buffer), then the per-channel sums.
 template <class T>
-inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_noise) {
+inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_noise, bool reduces_over_ranks) {
   const engine::Transposition& t = plan.transposition;
-  return engine::backward_scratch_plan<T>(plan.layout, t.active() ? t.elements() * (replay_noise ? 4 : 2) : 0);
+  return engine::backward_scratch_plan<T>(plan.layout, t.active() ? t.elements() * (replay_noise ? 4 : 2) : 0,
+                                          reduces_over_ranks);
 }
 
 // Points the context's scratch into its workspace, growing the owned block when
@@ -247,6 +256,19 @@ inline std::size_t aligned_bytes(index_t count) {
   return (bytes + Workspace::alignment - 1) / Workspace::alignment * Workspace::alignment;
 }
 
+// Whether a call reduces over ranks (docs/distributed.md): a batch form with a
+// reducer whose statistics come from the batch (evaluation with running statistics
+// is per element and makes no collective call).
+inline bool reduces_over_ranks(const LayerConfig& config, Mode mode, const Execution& execution) {
+  return execution.reducer && is_batch_form(config.form) && !(mode == Mode::eval && config.has_running_stats());
+}
+// A rank of a split batch may hold no samples: the batch axis is checked as if it held one.
+inline Shape shape_to_validate(const LayerConfig& config, const Shape& shape, const Execution& execution) {
+  Shape checked = shape;
+  if (execution.reducer && is_batch_form(config.form) && checked.rank() > 0 && checked[0] == 0) checked[0] = 1;
+  return checked;
+}
+
 NORMNORM_TARGET_NAMESPACE_END
 }  // namespace detail
 NORMNORM_TARGET_NAMESPACE_BEGIN
@@ -257,11 +279,14 @@ namespace api_detail {
 template <class T>
 inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, SavedContext<T>& context,
                           const Execution& execution, std::size_t scratch_prefix = 0) {
+  // Distributed: every rank reaches the handshake, even one whose checks fail (engine/reduction.hpp).
+  const bool distributed = detail::reduces_over_ranks(config, mode, execution);
+  engine::DistributedCall distributed_call(distributed ? execution.reducer : nullptr, config, "forward");
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, detail::shape_to_validate(config, args.shape, execution)));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, mode, args, layout, distributed));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   // A fixed per-channel map runs in place, with lanes across channels on (N, C) and
@@ -270,11 +295,23 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
+  // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::forward_scratch<T>(config, mode, plan, distributed),
+                                                 context, "forward", scratch_prefix));
+  engine::GlobalBatch global;
+  if (distributed) {
+    if (searches_lambda(config.options))
+      return detail::fail(config, std::string("estimator ") + estimator_name(config.options.estimator) +
+                                      " is not supported with a Reducer (use newton_step or gradient_step)");
+    const std::uint64_t fingerprint = engine::call_fingerprint(config, 1, static_cast<int>(mode), args.running.present(),
+                                                               mode == Mode::train ? args.noise : NoiseSource<T>{});
+    NORMNORM_RETURN_IF_ERROR(distributed_call.agree(fingerprint, layout, mode == Mode::train, global));
+  }
   auto request = detail::forward_request(config, mode, args, plan.layout);
   request.device = execution.device;
+  request.reducer = distributed ? execution.reducer : nullptr;
+  request.global = global;
   const engine::Transposition& t = plan.transposition;
-  NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::forward_scratch<T>(config, mode, plan), context, "forward", scratch_prefix));
   if (t.active()) {
     // Run on a transposed copy, in place, with the noise laid out the same way.
     const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
@@ -284,7 +321,7 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
     request.out = copy;
     if (noisy)
       request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), *kernels,
-                                            execution.device);
+                                            execution.device, global.noise_offset);
   }
   NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
   if (t.active()) kernels->transpose(t, static_cast<const T*>(context.scratch.transposed), args.output, false, execution.device);
@@ -334,8 +371,12 @@ template <class S>
 inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const ForwardArgs<S>& args,
                                  SavedContext<compute_t<S>>& context, const Execution& execution) {
   using C = compute_t<S>;
+  // Distributed: a refusal here still reaches the other ranks' handshake (engine/reduction.hpp);
+  // past the checks, run_forward makes the call's own.
+  const bool distributed = detail::reduces_over_ranks(config, mode, execution);
+  engine::DistributedCall distributed_call(distributed ? execution.reducer : nullptr, config, "forward");
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, detail::shape_to_validate(config, args.shape, execution)));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   if (!args.input) return detail::fail(config, "input is null");
@@ -355,7 +396,7 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
   const std::size_t prefix = detail::aligned_bytes<C>(count);
   unsigned char* base = nullptr;
   NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::forward_scratch<C>(config, mode, plan), context, "forward", prefix));
+      detail::carve_scratch(config, detail::forward_scratch<C>(config, mode, plan, distributed), context, "forward", prefix));
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* widened = reinterpret_cast<C*>(base);
   detail::widen(args.input, widened, count);
@@ -368,6 +409,7 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
   inner.running = args.running;
   inner.noise = args.noise;
   inner.memory_format = args.memory_format;
+  distributed_call.hand_over();
   NORMNORM_RETURN_IF_ERROR(run_forward(config, mode, inner, context, execution, prefix));
   detail::narrow(static_cast<const C*>(widened), args.output, count);
   return {};
@@ -413,8 +455,13 @@ namespace api_detail {
 template <class T>
 inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& args, SavedContext<T>& context,
                            const Execution& execution, std::size_t scratch_prefix = 0) {
+  // Distributed (batch forms whose forward took the batch's statistics): every rank
+  // reaches the handshake, even one whose checks fail (engine/reduction.hpp).
+  const bool distributed =
+      execution.reducer && is_batch_form(config.form) && !(context.valid && !context.batch_statistics);
+  engine::DistributedCall distributed_call(distributed ? execution.reducer : nullptr, config, "backward");
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, detail::shape_to_validate(config, args.shape, execution)));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   if (!context.valid) return detail::fail(config, "backward needs the saved context of a successful forward");
@@ -452,6 +499,18 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
+  // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
+  const bool replay_noise = context.noise_kind != NoiseKind::none && config.options.affine && args.grad_weight;
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise, distributed),
+                                                 context, "backward", scratch_prefix));
+  engine::GlobalBatch global;
+  if (distributed) {
+    const NoiseSource<T> noise = context.noise_kind == NoiseKind::philox
+                                     ? NoiseSource<T>::philox(context.noise_seed, context.noise_call)
+                                     : NoiseSource<T>{};
+    const std::uint64_t fingerprint = engine::call_fingerprint(config, 2, static_cast<int>(context.mode), true, noise);
+    NORMNORM_RETURN_IF_ERROR(distributed_call.agree(fingerprint, layout, false, global));
+  }
   engine::BackwardRequest<T> rq;
   rq.layout = plan.layout;
   rq.options = config.options;
@@ -465,6 +524,8 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     rq.grad_bias = args.grad_bias;
   }
   rq.device = execution.device;
+  rq.reducer = distributed ? execution.reducer : nullptr;
+  rq.global = global;
   const engine::Transposition& t = plan.transposition;
   const NoiseKind caller_noise = context.noise_kind;
   // The transposed path swaps the context's noise kind for the engine; put it back
@@ -474,9 +535,6 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     NoiseKind kind;
     ~RestoreNoiseKind() { context.noise_kind = kind; }
   } restore_noise_kind{context, caller_noise};
-  const bool replay_noise = caller_noise != NoiseKind::none && rq.grad_weight;
-  NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise), context, "backward", scratch_prefix));
   if (t.active()) {
     // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
     T* x_copy = context.scratch.transposed;
@@ -492,7 +550,7 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
                                    : NoiseSource<T>::external(args.external_noise);
       const NoiseSource<T> copy_noise =
           detail::engine_noise(plan, logical, grad_copy + t.elements(), grad_copy + 2 * t.elements(), *kernels,
-                               execution.device);
+                               execution.device, global.noise_offset);
       context.noise_kind = copy_noise.kind;
       rq.external_noise = copy_noise.normals;
     }
@@ -515,8 +573,12 @@ template <class S>
 inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<S>& args,
                                   SavedContext<compute_t<S>>& context, const Execution& execution) {
   using C = compute_t<S>;
+  // Distributed: as run_narrow_forward.
+  const bool distributed =
+      execution.reducer && is_batch_form(config.form) && !(context.valid && !context.batch_statistics);
+  engine::DistributedCall distributed_call(distributed ? execution.reducer : nullptr, config, "backward");
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, detail::shape_to_validate(config, args.shape, execution)));
   Layout layout;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(args.shape, layout));
   if (!context.valid) return detail::fail(config, "backward needs the saved context of a successful forward");
@@ -533,7 +595,7 @@ inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<
   const bool replay_noise = context.noise_kind != NoiseKind::none && config.options.affine && args.grad_weight;
   const std::size_t half = detail::aligned_bytes<C>(count), prefix = 2 * half;
   NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::backward_scratch<C>(plan, replay_noise), context, "backward", prefix));
+      detail::carve_scratch(config, detail::backward_scratch<C>(plan, replay_noise, distributed), context, "backward", prefix));
   unsigned char* base = nullptr;
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* input = reinterpret_cast<C*>(base);
@@ -550,6 +612,7 @@ inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<
   inner.grad_bias = args.grad_bias;
   inner.external_noise = args.external_noise;
   inner.memory_format = args.memory_format;
+  distributed_call.hand_over();
   NORMNORM_RETURN_IF_ERROR(run_backward(config, inner, context, execution, prefix));
   if (args.grad_input) detail::narrow(static_cast<const C*>(gradient), args.grad_input, count);
   return {};

@@ -63,7 +63,8 @@ struct CallScratch {
   engine::GroupVerdict* verdicts = nullptr;   // forward: each group's verdict
   double* extremes = nullptr;         // forward, newton / exact: each group's max h and max -h
   T* interleaved = nullptr;           // forward, newton / exact: standardized input, value j of group g at j * G + g
-  double* channel_sums = nullptr;     // backward: per block and channel, sum(g) and sum(g z)
+  double* channel_sums = nullptr;     // backward: per block and channel, sum(g) and sum(g z) (over ranks: + 5 per group)
+  double* rank_sums = nullptr;        // forward over ranks (distributed): the collectives' per-group records
 };
 
 template <class T>

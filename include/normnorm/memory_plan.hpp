@@ -34,8 +34,11 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 // input in the forward; input and grad_output in the backward) to the workspace.
 template <class T>
 inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mode mode, MemoryFormat format,
-                              MemoryPlan& plan) {
+                              MemoryPlan& plan, const Execution& execution = {}) {
   using C = compute_t<T>;
+  // Over ranks (an Execution with a Reducer, docs/distributed.md) the batch forms keep
+  // per-group records of their collectives in the workspace too.
+  const bool reduces_over_ranks = detail::reduces_over_ranks(config, mode, execution);
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, shape));
   const auto flow = engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats());
@@ -45,9 +48,10 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
   const auto groups = static_cast<std::size_t>(forward_plan.layout.num_groups());
   plan = MemoryPlan{};
   plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<C>) : 0);
-  plan.forward_workspace = detail::forward_scratch<C>(config, mode, forward_plan).bytes;
+  plan.forward_workspace = detail::forward_scratch<C>(config, mode, forward_plan, reduces_over_ranks).bytes;
   // A backward replays the noise when the forward drew it and grad_weight is wanted.
-  plan.backward_workspace = detail::backward_scratch<C>(backward_plan, flow.noisy && config.options.affine).bytes;
+  plan.backward_workspace =
+      detail::backward_scratch<C>(backward_plan, flow.noisy && config.options.affine, reduces_over_ranks).bytes;
   if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<C>(config.options, forward_plan.layout);
   if constexpr (is_narrow_storage<T>) {
     const std::size_t widened = detail::aligned_bytes<C>(forward_plan.layout.num_elements());
@@ -59,9 +63,9 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
 
 template <class T>
 inline MemoryPlan memory_plan(const LayerConfig& config, const Shape& shape, Mode mode,
-                              MemoryFormat format = MemoryFormat::contiguous) {
+                              MemoryFormat format = MemoryFormat::contiguous, const Execution& execution = {}) {
   MemoryPlan plan;
-  detail::raise_if_error(try_memory_plan<T>(config, shape, mode, format, plan));
+  detail::raise_if_error(try_memory_plan<T>(config, shape, mode, format, plan, execution));
   return plan;
 }
 

@@ -20,6 +20,7 @@
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/scratch_plan.hpp"
+#include "normnorm/engine/reduction.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
@@ -41,6 +42,9 @@ struct BackwardRequest {
   T* grad_weight = nullptr;
   T* grad_bias = nullptr;
   const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
+  // Batch forms over a batch split across ranks (docs/distributed.md), as in ForwardRequest.
+  const Reducer* reducer = nullptr;
+  GlobalBatch global;
 };
 
 // Above: the type the kernel tables pass between translation units. Below: code,
@@ -71,13 +75,23 @@ inline math::LambdaSensitivity<T> sensitivity_of(const SavedContext<T>& ctx, con
 
 namespace detail {
 
-// Both passes for group g. The affine parameters' sums are added into
-// sum_g[c] and sum_gz[c] (c = channel), which the caller owns.
-template <class T, class Arch>
-inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
-                           index_t g, double* sum_g, double* sum_gz) {
+// Whether the backward reduces over ranks: batch forms with a reducer, statistics from the batch.
+template <class T>
+inline bool reduces_over_ranks(const BackwardRequest<T>& rq, const SavedContext<T>& ctx) {
+  return rq.reducer && rq.layout.groups_span_batch && ctx.batch_statistics;
+}
+
+// Pass 1 (Pass == 1) or pass 2 (Pass == 2) for group g. Pass 1 adds the affine
+// parameters' sums into sum_g[c] and sum_gz[c] (c = channel), which the caller owns,
+// and writes the group's five sums to `totals`; pass 2 reads them back (summed over
+// ranks when distributed) and writes grad_x.
+template <class T, class Arch, int Pass>
+inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
+                          index_t g, double* sum_g, double* sum_gz, double* totals) {
   const Options& options = rq.options;
-  const double group_size = static_cast<double>(rq.layout.group_size());
+  // M: the group's size over every rank when the batch is split across ranks.
+  const double group_size =
+      static_cast<double>(reduces_over_ranks(rq, ctx) ? rq.global.group_size : rq.layout.group_size());
   const bool lambda_has_gradient = ctx.batch_statistics && options.power_transform;
   const bool statistics_have_gradient = ctx.batch_statistics && options.standardize;
   const auto standardize = Standardizer<T>::from(ctx.mean[static_cast<std::size_t>(g)], ctx.rstd[static_cast<std::size_t>(g)]);
@@ -104,12 +118,15 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
   constexpr index_t max_width = 64;
   T lane_g[max_width], lane_gz[max_width];
 
+  if constexpr (Pass == 1) {
   // Pass 1: the group's sums and the affine parameters' sums.
-  double totals[5] = {0, 0, 0, 0, 0};  // Lambda, sum u psi_h, sum u psi_h h, sum dlambda, sum dlambda h
+  for (int k = 0; k < 5; ++k) totals[k] = 0.0;  // Lambda, sum u psi_h, sum u psi_h h, sum dlambda, sum dlambda h
+  // Philox draws are keyed by the flat index in the global batch (0 offset in one process).
+  const index_t key_offset = noise.kind == NoiseKind::philox ? rq.global.noise_offset : 0;
   for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
     for (index_t start = 0; start < run.length; start += chunk) {
       const index_t n = std::min(chunk, run.length - start);
-      if (sigma != T(0)) fill_noise<T, Arch>(noise, run.offset + start, n, normals);
+      if (sigma != T(0)) fill_noise<T, Arch>(noise, key_offset + run.offset + start, n, normals);
       math::LaneSums<T, Arch, 5> sums;
       math::LaneSums<T, Arch, 2> channel_sums;
       math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
@@ -151,7 +168,7 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
       }
     }
   });
-  if (!rq.grad_x) return;
+  } else {
 
   // dlambda_j = lambda_sensitivity_j / M, so the lambda terms carry 1 / M.
   const double lambda_weight = totals[0] / group_size;
@@ -176,6 +193,17 @@ inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& 
       math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
     });
   });
+  }
+}
+
+// Both passes for group g (one process, or statistics that are not the batch's).
+template <class T, class Arch>
+inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
+                           index_t g, double* sum_g, double* sum_gz) {
+  double totals[5];
+  backward_pass<T, Arch, 1>(rq, ctx, noise, g, sum_g, sum_gz, totals);
+  if (!rq.grad_x) return;
+  backward_pass<T, Arch, 2>(rq, ctx, noise, g, sum_g, sum_gz, totals);
 }
 
 // Groups of the channel-sharing forms are processed in this many fixed blocks,
@@ -194,11 +222,13 @@ inline index_t accumulator_blocks(const Layout& layout) {
 // The backward's scratch in the workspace: `transposed_values` for the caller's
 // transposed copies, and per block of groups each channel's sum(g) and sum(g z).
 template <class T>
-inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transposed_values) {
+inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transposed_values, bool reduces_over_ranks = false) {
   ScratchPlan scratch;
   scratch.transposed_values = transposed_values;
   scratch.transposed = scratch.add(transposed_values, sizeof(T));
   scratch.channel_sum_count = 2 * layout.channels * detail::accumulator_blocks(layout);
+  // Over ranks: the five group sums of every group after the accumulators.
+  if (reduces_over_ranks) scratch.channel_sum_count += 5 * layout.num_groups();
   scratch.channel_sums = scratch.add(scratch.channel_sum_count, sizeof(double));
   return scratch;
 }
@@ -220,7 +250,20 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const W
   const index_t groups_per_block = (groups + blocks - 1) / blocks;
   double* scratch = ctx.scratch.channel_sums;
   for (index_t i = 0; i < 2 * channels * blocks; ++i) scratch[i] = 0.0;
-  if (layout.groups_span_batch) {
+  if (detail::reduces_over_ranks(rq, ctx)) {
+    // Pass 1 over every group, one collective for all their sums (5 per group), pass 2.
+    // (grad_weight and grad_bias stay this rank's own sums, as PyTorch's SyncBatchNorm:
+    // data-parallel training reduces parameter gradients itself.)
+    double* totals = scratch + 2 * channels;
+    parallel_for(workers, groups, 2 * group_bytes, group_cycles / 2, [&](index_t g) {
+      detail::backward_pass<T, Arch, 1>(rq, ctx, noise, g, scratch, scratch + channels, totals + 5 * g);
+    });
+    allreduce_sum(*rq.reducer, totals, static_cast<std::size_t>(5 * groups));
+    if (rq.grad_x)
+      parallel_for(workers, groups, 2 * group_bytes, group_cycles / 2, [&](index_t g) {
+        detail::backward_pass<T, Arch, 2>(rq, ctx, noise, g, scratch, scratch + channels, totals + 5 * g);
+      });
+  } else if (layout.groups_span_batch) {
     parallel_for(workers, groups, 3 * group_bytes, group_cycles, [&](index_t g) {
       detail::backward_group<T, Arch>(rq, ctx, noise, g, scratch, scratch + channels);
     });

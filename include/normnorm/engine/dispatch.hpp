@@ -19,6 +19,7 @@
 
 #include "normnorm/engine/backward.hpp"
 #include "normnorm/engine/forward.hpp"
+#include "normnorm/engine/forward_reduced.hpp"
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/transpose.hpp"
 #include "normnorm/status.hpp"

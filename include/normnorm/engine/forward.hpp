@@ -14,6 +14,7 @@
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/scratch_plan.hpp"
+#include "normnorm/engine/reduction.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/statistics.hpp"
 #include "normnorm/running_stats.hpp"
@@ -37,6 +38,10 @@ struct ForwardRequest {
   NoiseSource<T> noise;
   T* out = nullptr;
   const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
+  // Batch forms over a batch split across ranks (docs/distributed.md): the reducer,
+  // and what the handshake (api.hpp) learned of the global batch. Null: one process.
+  const Reducer* reducer = nullptr;
+  GlobalBatch global;
 };
 
 // Above: the type the kernel tables pass between translation units. Below: code,
@@ -90,7 +95,9 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
   for_each_affine_run(rq.layout, group, [&](const AffineRun& run) {
     for (index_t start = 0; start < run.length; start += chunk) {
       const index_t n = std::min(chunk, run.length - start);
-      if (sigma != T(0)) fill_noise<T, Arch>(rq.noise, run.offset + start, n, normals);
+      // Philox draws are keyed by the flat index in the global batch (0 offset in one process).
+      const index_t key_offset = rq.noise.kind == NoiseKind::philox ? rq.global.noise_offset : 0;
+      if (sigma != T(0)) fill_noise<T, Arch>(rq.noise, key_offset + run.offset + start, n, normals);
       math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
         using V = decltype(zero);
         const index_t p = run.offset + start + i;
@@ -110,6 +117,24 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
   });
 }
 
+
+// The running statistics of group g after its training call (M = group_size).
+template <class T>
+inline void update_running_group(const ForwardRequest<T>& rq, const SavedContext<T>& ctx, index_t g, double spread,
+                                 double factor, double group_size) {
+  const Options& options = rq.options;
+  // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
+  const double unbias = group_size / (group_size - 1.0);
+  const RunningStats<T>& rs = rq.running;
+  if (options.standardize) {
+    rs.mean[g] = T(blend(factor, ctx.mean[static_cast<std::size_t>(g)], static_cast<double>(rs.mean[g])));
+    rs.var[g] = T(blend(factor, ctx.var[static_cast<std::size_t>(g)] * unbias, static_cast<double>(rs.var[g])));
+  }
+  if (options.power_transform) {
+    rs.lambda[g] = T(blend(factor, ctx.lambda[static_cast<std::size_t>(g)], static_cast<double>(rs.lambda[g])));
+    rs.norm[g] = T(blend(factor, spread * unbias, static_cast<double>(rs.norm[g])));
+  }
+}
 
 // Phase 2 for one group: transform, noise and affine, and its running statistics.
 template <class T, class Arch>
@@ -140,19 +165,7 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
     ctx.noise_scale[static_cast<std::size_t>(g)] = sigma;
     write_affine<T, Arch, true>(rq, g, standardize, transform, T(sigma));
   }
-  if (update_running) {
-    // Unbiased variance and spread, as the paper's code does (M / (M - 1)).
-    const double unbias = group_size / (group_size - 1.0);
-    const RunningStats<T>& rs = rq.running;
-    if (options.standardize) {
-      rs.mean[g] = T(blend(factor, ctx.mean[static_cast<std::size_t>(g)], static_cast<double>(rs.mean[g])));
-      rs.var[g] = T(blend(factor, ctx.var[static_cast<std::size_t>(g)] * unbias, static_cast<double>(rs.var[g])));
-    }
-    if (options.power_transform) {
-      rs.lambda[g] = T(blend(factor, ctx.lambda[static_cast<std::size_t>(g)], static_cast<double>(rs.lambda[g])));
-      rs.norm[g] = T(blend(factor, spread * unbias, static_cast<double>(rs.norm[g])));
-    }
-  }
+  if (update_running) update_running_group(rq, ctx, g, spread, factor, group_size);
 }
 
 // Estimators newton and exact: the standardized input, group-interleaved
@@ -191,11 +204,15 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, co
 
 }  // namespace detail
 
+// Per-group doubles forward_reduced keeps in the scratch (rank_sums).
+inline constexpr std::size_t reduced_scratch_per_group = 9;
+
 // The forward's scratch in the workspace: `transposed_values` for the caller's
 // transposed copies, each group's verdict, and for the searches each group's
-// extremes and the group-interleaved input.
+// extremes and the group-interleaved input; over ranks, the collectives' records.
 template <class T>
-inline ScratchPlan forward_scratch_plan(const Layout& layout, const ForwardPlan<T>& plan, index_t transposed_values) {
+inline ScratchPlan forward_scratch_plan(const Layout& layout, const ForwardPlan<T>& plan, index_t transposed_values,
+                                       bool reduces_over_ranks = false) {
   ScratchPlan scratch;
   scratch.transposed_values = transposed_values;
   scratch.transposed = scratch.add(transposed_values, sizeof(T));
@@ -203,6 +220,10 @@ inline ScratchPlan forward_scratch_plan(const Layout& layout, const ForwardPlan<
   const index_t groups = layout.num_groups();
   scratch.verdict_count = groups;
   scratch.verdicts = scratch.add(groups, sizeof(GroupVerdict));
+  if (reduces_over_ranks) {  // forward_reduced's per-group records of the collectives
+    scratch.rank_sum_count = static_cast<index_t>(reduced_scratch_per_group) * groups;
+    scratch.rank_sums = scratch.add(scratch.rank_sum_count, sizeof(double));
+  }
   if (plan.search) {
     scratch.extreme_count = 2 * groups;
     scratch.extremes = scratch.add(2 * groups, sizeof(double));
@@ -230,6 +251,10 @@ inline void prepare_forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) {
 
 inline constexpr index_t no_failed_group = -1;
 
+// The batch forms' forward over a batch split across ranks (engine/forward_reduced.hpp).
+template <class T, class Arch>
+index_t forward_reduced(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
+
 // The kernel: returns no_failed_group, or (training only) the first group that is
 // not finite, cannot be standardized, or whose power transform would overflow T,
 // having written nothing; forward_failure() says why. Needs the scratch carved and prepare_forward first.
@@ -238,6 +263,7 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
   const Layout& layout = rq.layout;
   const Options& options = rq.options;
   const ForwardPlan<T> plan = ForwardPlan<T>::of(rq);
+  if (rq.reducer && layout.groups_span_batch && !plan.use_running) return forward_reduced<T, Arch>(rq, ctx, workers);
   const bool training = plan.training, use_running = plan.use_running, update_running = plan.update_running;
   const bool noisy = plan.noisy, need_spread = plan.need_spread;
   const index_t groups = layout.num_groups();
