@@ -89,6 +89,24 @@ TEST_CASE("distributed in process: a thread pool per rank changes nothing", "[di
   }
 }
 
+TEMPLATE_TEST_CASE("distributed in process: the scalar path matches one process too", "[distributed]", float, double) {
+  Execution scalar;
+  scalar.simd = false;
+  for (const nd::Case& c : nd::cases(3)) {
+    std::vector<nd::Errors> results(3);
+    const auto errors = on_ranks(3, [&](const InProcessReducer& reducer) {
+      results[static_cast<std::size_t>(reducer.rank())] = nd::check_rank<TestType>(c, reducer, scalar);
+    });
+    for (int r = 0; r < 3; ++r) {
+      INFO(c.name << " rank " << r << ": " << results[static_cast<std::size_t>(r)].to_string());
+      REQUIRE(errors[static_cast<std::size_t>(r)] == "");
+      CHECK(results[static_cast<std::size_t>(r)].max() <= nd::tolerance<TestType>());
+      CHECK(results[static_cast<std::size_t>(r)].running_identical_on_ranks);
+      CHECK(results[static_cast<std::size_t>(r)].rerun_identical);
+    }
+  }
+}
+
 TEST_CASE("distributed in process: collectives per call are fixed", "[distributed]") {
   // Forward (training, noise): handshake + sum x + deviations + lambda sums + sum y + sum |y - mean y| = 6.
   // Backward: handshake + group sums = 2. Evaluation with running statistics: none.
