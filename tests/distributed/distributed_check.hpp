@@ -26,6 +26,7 @@ struct Case {
   Shape sample_shape;                 // one sample's shape (without N), logical order
   std::vector<index_t> batches;       // samples per rank
   MemoryFormat format = MemoryFormat::contiguous;
+  double offset = 0, scale = 1;  // x = offset + scale * (the skewed draws)
 };
 
 // Every batch form, with option variants, for `ranks` ranks (uneven; one rank empty when ranks > 2).
@@ -115,7 +116,7 @@ inline GlobalData<T> make_data(const Case& c, index_t total) {
   std::normal_distribution<double> normal;
   d.x.resize(static_cast<std::size_t>(total * per));
   d.grad_out.resize(d.x.size());
-  for (auto& v : d.x) v = T(std::exp(0.7 * normal(rng)) + 0.3 * normal(rng) + 2.0);
+  for (auto& v : d.x) v = T(c.offset + c.scale * (std::exp(0.7 * normal(rng)) + 0.3 * normal(rng) + 2.0));
   for (auto& v : d.grad_out) v = T(normal(rng));
   d.weight.resize(static_cast<std::size_t>(c.config.num_affine()));
   d.bias.resize(d.weight.size());

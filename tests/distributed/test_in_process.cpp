@@ -89,6 +89,50 @@ TEST_CASE("distributed in process: a thread pool per rank changes nothing", "[di
   }
 }
 
+TEMPLATE_TEST_CASE("distributed in process: the scalar path matches one process too", "[distributed]", float, double) {
+  Execution scalar;
+  scalar.simd = false;
+  for (const nd::Case& c : nd::cases(3)) {
+    std::vector<nd::Errors> results(3);
+    const auto errors = on_ranks(3, [&](const InProcessReducer& reducer) {
+      results[static_cast<std::size_t>(reducer.rank())] = nd::check_rank<TestType>(c, reducer, scalar);
+    });
+    for (int r = 0; r < 3; ++r) {
+      INFO(c.name << " rank " << r << ": " << results[static_cast<std::size_t>(r)].to_string());
+      REQUIRE(errors[static_cast<std::size_t>(r)] == "");
+      CHECK(results[static_cast<std::size_t>(r)].max() <= nd::tolerance<TestType>());
+      CHECK(results[static_cast<std::size_t>(r)].running_identical_on_ranks);
+      CHECK(results[static_cast<std::size_t>(r)].rerun_identical);
+    }
+  }
+}
+
+TEST_CASE("distributed in process: near-constant data far from zero recentre on every rank", "[distributed]") {
+  // float values 1e6 + 0.05 z in runs of 1024: the float lane sums of the first pass put
+  // the first mean off by more than the spread, so stage 2' runs (one more collective),
+  // on every rank or none.
+  nd::Case c{"batch2d near-constant", LayerConfig::batch_normal_norm_2d(3), Shape{3, 32, 32}, {3, 0, 4}};
+  c.offset = 1e6;
+  c.scale = 0.05;
+  std::vector<nd::Errors> results(3);
+  std::vector<std::size_t> calls(3);
+  const auto errors = on_ranks(3, [&](const InProcessReducer& reducer) {
+    results[static_cast<std::size_t>(reducer.rank())] = nd::check_rank<float>(c, reducer, Execution{});
+    calls[static_cast<std::size_t>(reducer.rank())] = reducer.calls();
+  });
+  for (int r = 0; r < 3; ++r) {
+    INFO("rank " << r << ": " << results[static_cast<std::size_t>(r)].to_string());
+    REQUIRE(errors[static_cast<std::size_t>(r)] == "");
+    CHECK(results[static_cast<std::size_t>(r)].max() <= 1e-5);
+    CHECK(results[static_cast<std::size_t>(r)].running_identical_on_ranks);
+    CHECK(results[static_cast<std::size_t>(r)].rerun_identical);
+    CHECK(calls[static_cast<std::size_t>(r)] == calls[0]);
+  }
+  std::printf("in-process R=3 float  %-36s %s\n", c.name.c_str(), results[0].to_string().c_str());
+  // Two runs of (train 7 + backward 2 + train 7 + eval 0) and two gathers of the check itself.
+  CHECK(calls[0] == 2 * (7 + 2 + 7) + 2);
+}
+
 TEST_CASE("distributed in process: collectives per call are fixed", "[distributed]") {
   // Forward (training, noise): handshake + sum x + deviations + lambda sums + sum y + sum |y - mean y| = 6.
   // Backward: handshake + group sums = 2. Evaluation with running statistics: none.
