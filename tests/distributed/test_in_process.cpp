@@ -91,7 +91,7 @@ TEST_CASE("distributed in process: a thread pool per rank changes nothing", "[di
 
 TEMPLATE_TEST_CASE("distributed in process: the scalar path matches one process too", "[distributed]", float, double) {
   Execution scalar;
-  scalar.simd = false;
+  scalar.simd_path = SimdPath::scalar;
   for (const nd::Case& c : nd::cases(3)) {
     std::vector<nd::Errors> results(3);
     const auto errors = on_ranks(3, [&](const InProcessReducer& reducer) {
