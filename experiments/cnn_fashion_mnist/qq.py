@@ -2,6 +2,7 @@
 model's normalization layers through forward hooks."""
 
 import copy
+import functools
 import math
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 import torch.nn.functional as F
 
 
+@functools.lru_cache(maxsize=16)  # a few sample sizes per network, reused
 def normal_order_statistic_medians(n: int) -> torch.Tensor:
     """Filliben's estimate of the medians of the n order statistics of a standard normal
     sample (the theoretical quantiles of a normal probability plot, as scipy's probplot)."""

@@ -117,7 +117,7 @@ def run(arm, seed, args, dataset, log):
             f"test loss {test_loss:.4f}, test acc {100 * test_acc:.2f}%")
         if step_losses and not math.isfinite(step_losses[-1]):
             break
-    r2_batches = [test_x[i * BATCH:(i + 1) * BATCH] for i in range(R2_BATCHES)]
+    r2_batches = [test_x[i * BATCH:(i + 1) * BATCH] for i in range(args.r2_batches)]
     started = time.perf_counter()
     r2, counts = qq.layer_r2(net, models.norm_layers(net), r2_batches, R2_CHANNELS)
     log(f"  {arm} seed {seed}: R^2 per layer in {time.perf_counter() - started:.1f} s: "
@@ -141,6 +141,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=0, help="stop each run after this many steps (0: no cap)")
     parser.add_argument("--no-eval", action="store_true", help="skip the per-epoch test evaluation (timing runs)")
+    parser.add_argument("--test-subset", type=int, default=0,
+                        help="evaluate on the first this many test images (0: all 10000; smoke test only)")
+    parser.add_argument("--r2-batches", type=int, default=R2_BATCHES, help="test batches for the Q-Q R^2")
     parser.add_argument("--data-dir", default=data.DATA_DIR)
     parser.add_argument("--out", default="", help="JSON results, rewritten after every run")
     parser.add_argument("--quiet", action="store_true")
@@ -159,11 +162,13 @@ def main(argv=None):
 
     started = time.perf_counter()
     dataset = data.load(args.data_dir, args.train_subset)
+    if args.test_subset:
+        dataset = (*dataset[:2], dataset[2][:args.test_subset], dataset[3][:args.test_subset])
     log(f"data: {len(dataset[1])} training, {len(dataset[3])} test images ({time.perf_counter() - started:.1f} s)")
     results = {"config": {k: v for k, v in vars(args).items() if k not in ("quiet",)},
                "protocol": {"batch": BATCH, "lr": BASE_LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY,
                             "lr_steps": "x0.1 at 50% and 75% of the steps", "noise": models.NOISE,
-                            "r2": f"{R2_CHANNELS} channels x {R2_BATCHES} test batches of {BATCH}"},
+                            "r2": f"{R2_CHANNELS} channels x {args.r2_batches} test batches of {BATCH}"},
                "host": {"torch": torch.__version__, "python": platform.python_version(),
                         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
                "runs": []}
