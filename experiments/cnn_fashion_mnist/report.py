@@ -166,6 +166,12 @@ def main():
     if "convert" in arms and "normality" in arms:
         print("\n## convert against normality, same seeds\n")
         print(paired_table({k: arms[k] for k in ("normality", "convert")}, "normality"))
+        for seed in sorted(set(arms["convert"]) & set(arms["normality"])):
+            a, b = arms["convert"][seed], arms["normality"][seed]
+            same = a["step_losses"] == b["step_losses"]
+            print(f"\nseed {seed}: the {len(a['step_losses'])} training losses of convert and normality are "
+                  + ("bitwise identical" if same else "NOT identical")
+                  + "; per-layer R^2 " + ("identical" if a["r2"] == b["r2"] else "different"))
     table, names = r2_table(arms)
     print("\n## Q-Q R^2 per norm layer (mean ± standard error over seeds)\n")
     print(table)
