@@ -22,7 +22,10 @@ At the end: per norm layer, the mean R^2 of the normal Q-Q plot of the pre-affin
 over 20 channels x the first 10 test batches of 128 (the paper's Gaussianity measure).
 
   PYTHONPATH=build/python /usr/bin/python3 experiments/cnn_fashion_mnist/train.py \
-      --arms batchnorm,transform,normality --seeds 0,1,2 --epochs 6 --out results.json
+      --arms batchnorm,transform,normality --seeds 0,1,2 --out results.json
+
+(the defaults are the protocol of docs/experiments.md: 6 epochs, a 20 000-image training
+subset, width 8, two blocks per stage, 1 thread)
 """
 
 import argparse
@@ -135,8 +138,8 @@ def main(argv=None):
                         help="comma-separated, of " + ", ".join(models.ARMS))
     parser.add_argument("--seeds", default="0", help="comma-separated integers")
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--train-subset", type=int, default=0, help="training images kept (0: all 60000)")
-    parser.add_argument("--width", type=int, default=16, help="channels of the first stage (then x2, x4)")
+    parser.add_argument("--train-subset", type=int, default=20000, help="training images kept (0: all 60000)")
+    parser.add_argument("--width", type=int, default=8, help="channels of the first stage (then x2, x4)")
     parser.add_argument("--blocks", type=int, default=2, help="basic blocks per stage")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-steps", type=int, default=0, help="stop each run after this many steps (0: no cap)")
