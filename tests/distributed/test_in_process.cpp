@@ -2,6 +2,7 @@
 // a slice of the batch, reducing through normnorm::InProcessReducer.
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -271,5 +272,71 @@ TEST_CASE("distributed in process: mismatches and bad input stop every rank with
     CHECK_THAT(errors[0], Catch::Contains("momentum"));
     CHECK_THAT(errors[1], Catch::Contains("rank 0 refused the call"));
     CHECK(errors[1] == errors[2]);
+  }
+}
+
+TEST_CASE("distributed in process: memory_plan with the reducer predicts each rank's workspace exactly",
+          "[distributed][memory_plan]") {
+  // BatchNormalNorm2d over 2 ranks (3 and 2 samples) and (N, C) batch 1d (transposed), with noise:
+  // the forward keeps 9 doubles per channel of collective records, the backward 5.
+  struct PlanCase {
+    LayerConfig config;
+    std::vector<Shape> shapes;  // per rank
+  };
+  const std::vector<PlanCase> cases = {
+      {LayerConfig::batch_normal_norm_2d(4), {Shape{3, 4, 5, 5}, Shape{2, 4, 5, 5}}},
+      {LayerConfig::batch_normal_norm_1d(6), {Shape{7, 6}, Shape{5, 6}}},
+  };
+  for (const PlanCase& c : cases) {
+    std::vector<std::size_t> forward_bytes(2), total_bytes(2), want_forward(2), want_total(2), serial_forward(2);
+    const auto errors = on_ranks(2, [&](const InProcessReducer& reducer) {
+      const auto r = static_cast<std::size_t>(reducer.rank());
+      const Shape shape = c.shapes[r];
+      std::size_t n = 1;
+      for (index_t d : shape) n *= static_cast<std::size_t>(d);
+      std::vector<float> x(n), y(n), gy(n), gx(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        x[i] = float(std::sin(0.7 * double(i + 13 * r)) + 0.1 * double(i % 5));
+        gy[i] = float(std::cos(0.3 * double(i)));
+      }
+      std::vector<float> weight(4 + 2, 1.0f), bias(6, 0.0f), gw(6), gb(6), mean(6, 0.0f), var(6, 1.0f), lambda(6, 1.0f),
+          norm(6, 0.8f);
+      std::int64_t count = 0;
+      const index_t channels = c.config.num_features;
+      Execution execution;
+      execution.reducer = &reducer;
+      SavedContext<float> context;
+      ForwardArgs<float> fa;
+      fa.input = x.data();
+      fa.shape = shape;
+      fa.output = y.data();
+      fa.weight = {weight.data(), channels};
+      fa.bias = {bias.data(), channels};
+      fa.running = {mean.data(), var.data(), lambda.data(), norm.data(), &count, channels};
+      fa.noise = NoiseSource<float>::philox(3, 1);
+      forward(c.config, Mode::train, fa, context, execution);
+      forward_bytes[r] = context.workspace.capacity();
+      BackwardArgs<float> ba;
+      ba.input = x.data();
+      ba.shape = shape;
+      ba.grad_output = gy.data();
+      ba.weight = {weight.data(), channels};
+      ba.grad_input = gx.data();
+      ba.grad_weight = gw.data();
+      ba.grad_bias = gb.data();
+      backward(c.config, ba, context, execution);
+      total_bytes[r] = context.workspace.capacity();
+      const MemoryPlan plan = memory_plan<float>(c.config, shape, Mode::train, MemoryFormat::contiguous, execution);
+      want_forward[r] = plan.forward_workspace;
+      want_total[r] = plan.workspace();
+      serial_forward[r] = memory_plan<float>(c.config, shape, Mode::train).forward_workspace;
+    });
+    for (std::size_t r = 0; r < 2; ++r) {
+      INFO(c.config.name() << " rank " << r);
+      REQUIRE(errors[r] == "");
+      CHECK(forward_bytes[r] == want_forward[r]);
+      CHECK(total_bytes[r] == want_total[r]);
+      CHECK(want_forward[r] > serial_forward[r]);  // the records are counted
+    }
   }
 }
