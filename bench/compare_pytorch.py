@@ -19,6 +19,8 @@ Modes:
                  (the forward of a training step, autograd graph recorded);
   train_fwd_bwd  .train(), forward + .backward() with a fixed upstream gradient,
                  gradients set to None before each call (optimizer.zero_grad());
+  train_fwd_bwd_kept  normnorm with Execution::keep_noise (the forward keeps its draws for
+                 the backward); the PyTorch sides run exactly as for train_fwd_bwd;
   eval_fwd       .eval() under torch.no_grad() (batch forms: running statistics
                  from a few training calls first).
 
@@ -48,7 +50,7 @@ import torch
 from torch import nn
 
 FORMS = ("batch_1d", "batch_2d", "layer", "group", "instance_2d")
-MODES = ("train_fwd", "train_fwd_bwd", "eval_fwd", "eval_fwd_poly")
+MODES = ("train_fwd", "train_fwd_bwd", "train_fwd_bwd_kept", "eval_fwd", "eval_fwd_poly")
 # eval_fwd_poly: normnorm with EvaluationMap::polynomial (batch forms, float); the PyTorch
 # sides run exactly as for eval_fwd.
 POLY_FORMS = ("batch_1d", "batch_2d")
@@ -56,7 +58,7 @@ POLY_FORMS = ("batch_1d", "batch_2d")
 # PyTorch 1.13's CPU BatchNorm2d and LayerNorm run bfloat16 modules (module.to(bfloat16)),
 # its GroupNorm and InstanceNorm2d, and every norm in half, do not.
 DTYPES = {"float": torch.float32, "double": torch.float64, "bfloat16": torch.bfloat16}
-NARROW_DTYPES = ("bfloat16",)  # normnorm_bench has these rows at one thread, without eval_fwd_poly
+NARROW_DTYPES = ("bfloat16",)  # normnorm_bench has these rows at one thread, without eval_fwd_poly or train_fwd_bwd_kept
 GROUPS = 32  # the group form's G in every benchmarked shape
 BENCH_THREADS = (1, 2)  # the thread counts normnorm_bench registers
 
@@ -508,7 +510,7 @@ def main():
     results = []
     rows = [(f, s, m, d, t) for f, s in shapes for d in dtypes for t in thread_counts for m in modes
             if (m != "eval_fwd_poly" or (f in POLY_FORMS and d == "float"))
-            and (d not in NARROW_DTYPES or (t == 1 and m != "eval_fwd_poly"))]
+            and (d not in NARROW_DTYPES or (t == 1 and m not in ("eval_fwd_poly", "train_fwd_bwd_kept")))]
     for i, (form, shape, mode, dtype, threads) in enumerate(rows, 1):
         r = measure_row(args, args.bench, form, shape, mode, dtype, threads)
         m = r["median_ms"]

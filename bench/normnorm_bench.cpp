@@ -7,6 +7,8 @@
 //   form    batch_1d | batch_2d | layer | group | instance_2d   (normnorm::Form's names)
 //   mode    train_fwd      training forward (statistics, lambda, transform, noise, affine)
 //           train_fwd_bwd  training forward then backward (grad_input, grad_weight, grad_bias)
+//           train_fwd_bwd_kept  the same with Execution::keep_noise (the backward reads the
+//                          forward's draws instead of drawing them again)
 //           eval_fwd       evaluation forward (running statistics for the batch forms)
 //           eval_fwd_poly  the same with EvaluationMap::polynomial (batch forms, float only)
 //   dtype   float | double | bfloat16 | half (2-byte storage, float compute; 1 thread)
@@ -45,12 +47,13 @@ using normnorm::index_t;
 using normnorm::LayerConfig;
 using normnorm::Shape;
 
-enum class BenchMode { train_fwd, train_fwd_bwd, eval_fwd, eval_fwd_poly };
+enum class BenchMode { train_fwd, train_fwd_bwd, train_fwd_bwd_kept, eval_fwd, eval_fwd_poly };
 
 const char* mode_tag(BenchMode mode) {
   switch (mode) {
     case BenchMode::train_fwd: return "train_fwd";
     case BenchMode::train_fwd_bwd: return "train_fwd_bwd";
+    case BenchMode::train_fwd_bwd_kept: return "train_fwd_bwd_kept";
     case BenchMode::eval_fwd: return "eval_fwd";
     case BenchMode::eval_fwd_poly: return "eval_fwd_poly";
   }
@@ -254,6 +257,7 @@ void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threa
       device = std::make_unique<Eigen::ThreadPoolDevice>(pool.get(), threads);
       execution.device = device.get();
     }
+    execution.keep_noise = mode == BenchMode::train_fwd_bwd_kept;
     normnorm::ForwardArgs<T> fa = f.forward_args();
     const normnorm::BackwardArgs<T> ba = f.backward_args();
     // Evaluation of the batch forms reads running statistics: give them trained
@@ -266,7 +270,8 @@ void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threa
         normnorm::forward(f.config, normnorm::Mode::eval, fa, f.context, execution);
       } else {
         f.train_forward(fa, execution);
-        if (mode == BenchMode::train_fwd_bwd) normnorm::backward(f.config, ba, f.context, execution);
+        if (mode == BenchMode::train_fwd_bwd || mode == BenchMode::train_fwd_bwd_kept)
+          normnorm::backward(f.config, ba, f.context, execution);
       }
       benchmark::ClobberMemory();
     }
@@ -302,8 +307,8 @@ void run_narrow_layer(Args&&... args) {
 #endif
 
 void register_all() {
-  const BenchMode modes[] = {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::eval_fwd,
-                             BenchMode::eval_fwd_poly};
+  const BenchMode modes[] = {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::train_fwd_bwd_kept,
+                             BenchMode::eval_fwd, BenchMode::eval_fwd_poly};
   const int thread_counts[] = {1, 2};
   for (const Case& c : cases()) {
     for (const char* dtype : {"float", "double"}) {

@@ -26,6 +26,7 @@ struct Harness {
   NoiseSource<T> noise;
   Execution execution{};
   MemoryFormat memory_format = MemoryFormat::contiguous;
+  bool external_noise_in_backward = true;  // pass external draws to backward (when the noise is external)
 
   Harness(LayerConfig cfg, Shape s) : config(std::move(cfg)), shape(s) {
     const auto n = static_cast<std::size_t>(element_count(shape));
@@ -72,7 +73,7 @@ struct Harness {
     args.grad_input = grad_x.data();
     args.grad_weight = grad_weight.data();
     args.grad_bias = grad_bias.data();
-    args.external_noise = noise.kind == NoiseKind::external ? noise.normals : nullptr;
+    args.external_noise = external_noise_in_backward && noise.kind == NoiseKind::external ? noise.normals : nullptr;
     args.memory_format = memory_format;
     normnorm::backward(config, args, context, execution);
   }

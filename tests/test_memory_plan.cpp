@@ -99,12 +99,14 @@ TEST_CASE("memory_plan: the parts it names, for a shape whose sizes are easy to 
   // BatchNormalNorm1d (N, C) = (100, 8) in float, training with noise: the engine runs on a
   // transposed copy (input, its draws, a buffer to draw them in: 3 x 800 floats), with one
   // verdict per channel; the backward copies input and grad_output and replays the noise
-  // (4 x 800 floats) and keeps 2 sums per channel. State: 9 doubles per channel.
+  // (4 x 800 floats), keeps 2 sums per channel and one group's partials (2 x 100 floats).
+  // State: 9 doubles per channel.
   const auto config = LayerConfig::batch_normal_norm_1d(8, Options{});
   const MemoryPlan plan = memory_plan<float>(config, Shape{100, 8}, Mode::train);
   CHECK(plan.state == 8 * 9 * sizeof(double));
   CHECK(plan.forward_workspace == 3 * 800 * sizeof(float) + 64);  // + the verdicts' aligned block
-  CHECK(plan.backward_workspace == 4 * 800 * sizeof(float) + 2 * 64);
+  // + the per-element partials of one group (100 values) for the one thread: 2 x 100 floats.
+  CHECK(plan.backward_workspace == 4 * 800 * sizeof(float) + 2 * 64 + 832);
   CHECK(plan.evaluation_cache == 0);
   const MemoryPlan eval = memory_plan<float>(config, Shape{100, 8}, Mode::eval);
   CHECK(eval.forward_workspace == 0);  // the fixed map runs in place on the caller's buffers
@@ -176,4 +178,38 @@ TEST_CASE("A copied context starts with an empty workspace and never shares a pr
   CHECK(copy.workspace.capacity() == 0);
   CHECK_FALSE(copy.workspace.is_provided());
   CHECK(copy.mean == layer.context.mean);  // the state is copied
+}
+
+TEMPLATE_TEST_CASE("memory_plan with keep_noise and with a thread pool: exact too", "[memory_plan]", float, double) {
+  using T = TestType;
+  Eigen::ThreadPool pool(3);
+  Eigen::ThreadPoolDevice device(&pool, 3);
+  Options options;
+  options.noise_train = 0.4;
+  int checked = 0;
+  for (bool keep : {false, true})
+    for (bool threaded : {false, true})
+      for (const PlanCase& c : plan_cases(options)) {
+        INFO(c.config.name() << " " << c.shape.to_string() << " keep_noise " << keep << " threads " << threaded);
+        Execution execution;
+        execution.keep_noise = keep;
+        execution.device = threaded ? &device : nullptr;
+        const MemoryPlan plan = memory_plan<T>(c.config, c.shape, Mode::train, c.format, execution);
+        Harness<T> layer = layer_for<T>(c);
+        layer.execution = execution;
+        layer.forward(Mode::train);
+        CHECK(layer.context.state_bytes() == plan.state);
+        CHECK(layer.context.workspace.capacity() == plan.forward_workspace);
+        layer.backward();
+        CHECK(layer.context.workspace.capacity() == plan.workspace());
+        ++checked;
+      }
+  CHECK(checked == 2 * 2 * 8);
+  // Kept draws are one value per element of state.
+  const PlanCase c = plan_cases(options)[2];  // batch 2d (3, 3, 4, 5)
+  Execution keep;
+  keep.keep_noise = true;
+  CHECK(memory_plan<T>(c.config, c.shape, Mode::train, c.format, keep).state ==
+        memory_plan<T>(c.config, c.shape, Mode::train, c.format).state +
+            static_cast<std::size_t>(3 * 3 * 4 * 5) * sizeof(T));
 }

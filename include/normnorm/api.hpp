@@ -38,6 +38,10 @@ struct Execution {
   // Batch forms only: the batch is split across ranks, and this reduces over them
   // (docs/distributed.md). Null: one process, today's code path.
   const Reducer* reducer = nullptr;
+  // Training with noise: keep the forward's draws in the context (one value of the
+  // compute type per element, counted in memory_plan's state) so the backward reads
+  // them instead of drawing them again. Same results, bit for bit; faster backward.
+  bool keep_noise = false;
 };
 
 // T is the storage type of the tensors (storage.hpp): float, double, Eigen::bfloat16 or
@@ -225,12 +229,14 @@ inline engine::ScratchPlan forward_scratch(const LayerConfig& config, Mode mode,
 }
 
 // A backward's scratch: on a transposed path the copies of input and grad_output
-// (replaying noise: also the draws and their buffer), then the per-channel sums.
+// (replaying noise: also the draws and their buffer), then the per-channel sums and
+// each worker thread's partials (one group's worth, for groups that fit in cache).
 template <class T>
-inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_noise, bool reduces_over_ranks) {
+inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_noise, bool reduces_over_ranks,
+                                            const Eigen::ThreadPoolDevice* device) {
   const engine::Transposition& t = plan.transposition;
   return engine::backward_scratch_plan<T>(plan.layout, t.active() ? t.elements() * (replay_noise ? 4 : 2) : 0,
-                                          reduces_over_ranks);
+                                          reduces_over_ranks, engine::worker_slots(device));
 }
 
 // Points the context's scratch into its workspace, growing the owned block when
@@ -311,10 +317,15 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   request.device = execution.device;
   request.reducer = distributed ? execution.reducer : nullptr;
   request.global = global;
+  const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
+  context.noise_kept = false;
+  if (noisy && execution.keep_noise) {
+    context.kept_noise.resize(static_cast<std::size_t>(plan.layout.num_elements()));
+    request.kept_noise = context.kept_noise.data();
+  }
   const engine::Transposition& t = plan.transposition;
   if (t.active()) {
     // Run on a transposed copy, in place, with the noise laid out the same way.
-    const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
     T* copy = context.scratch.transposed;
     kernels->transpose(t, args.input, copy, true, execution.device);
     request.x = copy;
@@ -332,6 +343,7 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
     context.noise_kind = args.noise.kind;
     context.noise_seed = args.noise.seed;
     context.noise_call = args.noise.call;
+    context.noise_kept = request.kept_noise != nullptr;
   }
   return {};
 }
@@ -492,7 +504,8 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   }
   if (detail::any_overlap(args.grad_input, bytes, args.external_noise, bytes))
     return detail::fail(config, "grad_input overlaps external_noise");
-  if (context.noise_kind == NoiseKind::external && !args.external_noise && (args.grad_weight && config.options.affine))
+  if (context.noise_kind == NoiseKind::external && !context.noise_kept && !args.external_noise &&
+      (args.grad_weight && config.options.affine))
     return detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
 
   detail::EnginePlan plan;
@@ -500,8 +513,9 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
-  const bool replay_noise = context.noise_kind != NoiseKind::none && config.options.affine && args.grad_weight;
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise, distributed),
+  const bool replay_noise =
+      context.noise_kind != NoiseKind::none && !context.noise_kept && config.options.affine && args.grad_weight;
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise, distributed, execution.device),
                                                  context, "backward", scratch_prefix));
   engine::GlobalBatch global;
   if (distributed) {
@@ -535,6 +549,11 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     NoiseKind kind;
     ~RestoreNoiseKind() { context.noise_kind = kind; }
   } restore_noise_kind{context, caller_noise};
+  if (context.noise_kind != NoiseKind::none && context.noise_kept) {
+    // The forward kept its draws, in the engine's layout: the engine reads them as external noise.
+    context.noise_kind = NoiseKind::external;
+    rq.external_noise = context.kept_noise.data();
+  }
   if (t.active()) {
     // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
     T* x_copy = context.scratch.transposed;
@@ -592,10 +611,11 @@ inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<
        {args.external_noise, count * c_bytes}}));
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
-  const bool replay_noise = context.noise_kind != NoiseKind::none && config.options.affine && args.grad_weight;
+  const bool replay_noise =
+      context.noise_kind != NoiseKind::none && !context.noise_kept && config.options.affine && args.grad_weight;
   const std::size_t half = detail::aligned_bytes<C>(count), prefix = 2 * half;
   NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::backward_scratch<C>(plan, replay_noise, distributed), context, "backward", prefix));
+      detail::carve_scratch(config, detail::backward_scratch<C>(plan, replay_noise, distributed, execution.device), context, "backward", prefix));
   unsigned char* base = nullptr;
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* input = reinterpret_cast<C*>(base);

@@ -65,6 +65,7 @@ struct CallScratch {
   T* interleaved = nullptr;           // forward, newton / exact: standardized input, value j of group g at j * G + g
   double* channel_sums = nullptr;     // backward: per block and channel, sum(g) and sum(g z) (over ranks: + 5 per group)
   double* rank_sums = nullptr;        // forward over ranks (distributed): the collectives' per-group records
+  T* partials = nullptr;              // backward: per worker thread, one group's u psi_h and d lambda (engine/backward.hpp)
 };
 
 template <class T>
@@ -94,6 +95,10 @@ struct SavedContext {
   NoiseKind noise_kind = NoiseKind::none;
   std::uint64_t noise_seed = 0;
   std::uint64_t noise_call = 0;
+  // Execution::keep_noise: the training forward's draws, one per element in the
+  // engine's layout, which the backward reads instead of drawing them again.
+  std::vector<T> kept_noise;
+  bool noise_kept = false;  // kept_noise holds this forward's draws
 
   // Estimators newton and exact (docs/lambda-search.md): each group's search trace,
   // what the backward differentiates.
@@ -107,7 +112,8 @@ struct SavedContext {
   std::size_t state_bytes() const {
     std::size_t doubles = 0;
     for (const auto* v : {&mean, &var, &rstd, &lambda, &mean_hd, &mean_d, &g1, &g2, &noise_scale}) doubles += v->capacity();
-    return doubles * sizeof(double) + lambda_traces.capacity() * sizeof(math::LambdaTrace<T>);
+    return doubles * sizeof(double) + lambda_traces.capacity() * sizeof(math::LambdaTrace<T>) +
+           kept_noise.capacity() * sizeof(T);
   }
 
   void resize(const Layout& new_layout) {

@@ -16,9 +16,10 @@
 namespace normnorm {
 
 struct MemoryPlan {
-  std::size_t state = 0;               // per-group statistics and lambda (and search traces): kept for backward
+  std::size_t state = 0;               // per-group statistics and lambda (search traces; with Execution::keep_noise,
+                                       // the draws): kept for backward
   std::size_t forward_workspace = 0;   // the forward's scratch
-  std::size_t backward_workspace = 0;  // a backward's after it (replaying the noise for grad_weight)
+  std::size_t backward_workspace = 0;  // a backward's after it (replaying the noise for grad_weight unless kept)
   std::size_t evaluation_cache = 0;    // batch forms evaluating with running statistics: the folded maps
 
   // What the workspace grows to over a forward and its backward.
@@ -48,10 +49,13 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
   const auto groups = static_cast<std::size_t>(forward_plan.layout.num_groups());
   plan = MemoryPlan{};
   plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<C>) : 0);
+  if (flow.noisy && execution.keep_noise)
+    plan.state += static_cast<std::size_t>(forward_plan.layout.num_elements()) * sizeof(C);
   plan.forward_workspace = detail::forward_scratch<C>(config, mode, forward_plan, reduces_over_ranks).bytes;
-  // A backward replays the noise when the forward drew it and grad_weight is wanted.
-  plan.backward_workspace =
-      detail::backward_scratch<C>(backward_plan, flow.noisy && config.options.affine, reduces_over_ranks).bytes;
+  // A backward replays the noise when the forward drew it, did not keep it, and grad_weight is wanted.
+  plan.backward_workspace = detail::backward_scratch<C>(backward_plan, flow.noisy && !execution.keep_noise && config.options.affine,
+                                                        reduces_over_ranks, execution.device)
+                                .bytes;
   if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<C>(config.options, forward_plan.layout);
   if constexpr (is_narrow_storage<T>) {
     const std::size_t widened = detail::aligned_bytes<C>(forward_plan.layout.num_elements());

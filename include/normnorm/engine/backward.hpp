@@ -1,7 +1,10 @@
 #pragma once
 // The backward pass of every form: one reducing pass and one writing pass per
-// group, recomputing h, y and the derivatives from the input and the saved
-// context instead of storing them.
+// group. The reducing pass computes the transform's derivatives from the input
+// and the saved context; it keeps each element's u psi_h and d lambda in a
+// per-thread buffer the size of one group (when a group fits in cache, see
+// max_partial_group), so the writing pass is multiply-adds with no transcendental.
+// Larger groups recompute them in the writing pass.
 //
 // With u = gamma g (g the gradient reaching the output), per group (docs/math.md):
 //   Lambda = sum u psi_l                       (how much the loss cares about lambda)
@@ -84,10 +87,12 @@ inline bool reduces_over_ranks(const BackwardRequest<T>& rq, const SavedContext<
 // Pass 1 (Pass == 1) or pass 2 (Pass == 2) for group g. Pass 1 adds the affine
 // parameters' sums into sum_g[c] and sum_gz[c] (c = channel), which the caller owns,
 // and writes the group's five sums to `totals`; pass 2 reads them back (summed over
-// ranks when distributed) and writes grad_x.
+// ranks when distributed) and writes grad_x. With `partials` (2 x group_size values),
+// pass 1 stores each element's u psi_h and d lambda there, in traversal order, and
+// pass 2 reads them instead of recomputing the transform.
 template <class T, class Arch, int Pass>
 inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
-                          index_t g, double* sum_g, double* sum_gz, double* totals) {
+                          index_t g, double* sum_g, double* sum_gz, double* totals, T* partials) {
   const Options& options = rq.options;
   // M: the group's size over every rank when the batch is split across ranks.
   const double group_size =
@@ -117,6 +122,10 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
   T normals[chunk];
   constexpr index_t max_width = 64;
   T lane_g[max_width], lane_gz[max_width];
+  // u psi_h and d lambda of the group's element at traversal index j: partial_psi[j], partial_dl[j].
+  T* const partial_psi = partials;
+  T* const partial_dl = partials ? partials + rq.layout.group_size() : nullptr;
+  index_t run_start = 0;  // traversal index of the current run's first element
 
   if constexpr (Pass == 1) {
   // Pass 1: the group's sums and the affine parameters' sums.
@@ -139,13 +148,16 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
         const V u = affine_at<V>(rq.weight, run, start + i, T(1)) * grad;
         V z = td.y;
         if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
+        const V u_psi_h = u * td.psi_h;
         sums.add(0, u * td.psi_l);
-        sums.add(1, u * td.psi_h);
-        sums.add(2, u * td.psi_h * h);
+        sums.add(1, u_psi_h);
+        sums.add(2, u_psi_h * h);
+        if (partials) math::store(partial_psi + run_start + start + i, u_psi_h);
         if (lambda_has_gradient) {
           const V dl = lambda_sensitivity(m);
           sums.add(3, dl);
           sums.add(4, dl * h);
+          if (partials) math::store(partial_dl + run_start + start + i, dl);
         }
         if (run.per_element) {
           // Each lane is its own affine parameter (layer form).
@@ -167,6 +179,7 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
         sum_gz[run.channel] += channel_sums.total(1);
       }
     }
+    run_start += run.length;
   });
   } else {
 
@@ -181,29 +194,44 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
 
   // Pass 2: grad_x.
   for_each_affine_run(rq.layout, g, [&](const AffineRun& run) {
-    math::for_each_lane<T, Arch>(run.length, [&](auto zero, index_t i) {
-      using V = decltype(zero);
-      const index_t p = run.offset + i;
-      const V h = standardized(math::load<V>(rq.x + p));
-      const auto m = math::magnitude_of(h);
-      const auto td = math::power_transform_derivatives(m, transform);
-      const V u = affine_at<V>(rq.weight, run, i, T(1)) * math::load<V>(rq.grad_out + p);
-      V gh = u * td.psi_h;
-      if (lambda_has_gradient) gh = gh + V(lambda_term) * lambda_sensitivity(m);
-      math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
-    });
+    if (partials) {
+      math::for_each_lane<T, Arch>(run.length, [&](auto zero, index_t i) {
+        using V = decltype(zero);
+        const V h = standardized(math::load<V>(rq.x + run.offset + i));
+        V gh = math::load<V>(partial_psi + run_start + i);
+        if (lambda_has_gradient) gh = gh + V(lambda_term) * math::load<V>(partial_dl + run_start + i);
+        math::store(rq.grad_x + run.offset + i, V(rstd) * (gh - V(centre) - h * V(slope)));
+      });
+    } else {
+      math::for_each_lane<T, Arch>(run.length, [&](auto zero, index_t i) {
+        using V = decltype(zero);
+        const index_t p = run.offset + i;
+        const V h = standardized(math::load<V>(rq.x + p));
+        const auto m = math::magnitude_of(h);
+        const auto td = math::power_transform_derivatives(m, transform);
+        const V u = affine_at<V>(rq.weight, run, i, T(1)) * math::load<V>(rq.grad_out + p);
+        V gh = u * td.psi_h;
+        if (lambda_has_gradient) gh = gh + V(lambda_term) * lambda_sensitivity(m);
+        math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
+      });
+    }
+    run_start += run.length;
   });
   }
 }
 
-// Both passes for group g (one process, or statistics that are not the batch's).
+// Both passes for group g (one process, or statistics that are not the batch's),
+// with the calling thread's partials buffer when there is one.
 template <class T, class Arch>
 inline void backward_group(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const NoiseSource<T>& noise,
-                           index_t g, double* sum_g, double* sum_gz) {
+                           index_t g, double* sum_g, double* sum_gz, const Workers& workers) {
   double totals[5];
-  backward_pass<T, Arch, 1>(rq, ctx, noise, g, sum_g, sum_gz, totals);
+  T* partials = nullptr;
+  if (rq.grad_x && ctx.scratch.partials)
+    partials = ctx.scratch.partials + static_cast<index_t>(workers.slot()) * 2 * rq.layout.group_size();
+  backward_pass<T, Arch, 1>(rq, ctx, noise, g, sum_g, sum_gz, totals, partials);
   if (!rq.grad_x) return;
-  backward_pass<T, Arch, 2>(rq, ctx, noise, g, sum_g, sum_gz, totals);
+  backward_pass<T, Arch, 2>(rq, ctx, noise, g, sum_g, sum_gz, totals, partials);
 }
 
 // Groups of the channel-sharing forms are processed in this many fixed blocks,
@@ -219,10 +247,17 @@ inline index_t accumulator_blocks(const Layout& layout) {
 
 }  // namespace detail
 
+// Groups up to this many values keep their per-element partials between the two
+// passes (2 values each: 256 KiB per thread in float, half of this machine's L2
+// share); larger groups recompute them. Measured in docs/benchmarks.md ("Backward").
+constexpr index_t max_partial_group = 32768;
+
 // The backward's scratch in the workspace: `transposed_values` for the caller's
-// transposed copies, and per block of groups each channel's sum(g) and sum(g z).
+// transposed copies, per block of groups each channel's sum(g) and sum(g z), and
+// for each of `worker_slots` threads (engine::worker_slots) one group's partials.
 template <class T>
-inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transposed_values, bool reduces_over_ranks = false) {
+inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transposed_values, bool reduces_over_ranks,
+                                         index_t worker_slots) {
   ScratchPlan scratch;
   scratch.transposed_values = transposed_values;
   scratch.transposed = scratch.add(transposed_values, sizeof(T));
@@ -230,6 +265,10 @@ inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transpose
   // Over ranks: the five group sums of every group after the accumulators.
   if (reduces_over_ranks) scratch.channel_sum_count += 5 * layout.num_groups();
   scratch.channel_sums = scratch.add(scratch.channel_sum_count, sizeof(double));
+  // Over ranks, pass 2 runs after the collective, so the partials would be every group's: recompute.
+  if (!reduces_over_ranks && layout.group_size() <= max_partial_group)
+    scratch.partial_count = worker_slots * 2 * layout.group_size();
+  scratch.partials = scratch.add(scratch.partial_count, sizeof(T));
   return scratch;
 }
 
@@ -256,16 +295,16 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const W
     // data-parallel training reduces parameter gradients itself.)
     double* totals = scratch + 2 * channels;
     parallel_for(workers, groups, 2 * group_bytes, group_cycles / 2, [&](index_t g) {
-      detail::backward_pass<T, Arch, 1>(rq, ctx, noise, g, scratch, scratch + channels, totals + 5 * g);
+      detail::backward_pass<T, Arch, 1>(rq, ctx, noise, g, scratch, scratch + channels, totals + 5 * g, nullptr);
     });
     allreduce_sum(*rq.reducer, totals, static_cast<std::size_t>(5 * groups));
     if (rq.grad_x)
       parallel_for(workers, groups, 2 * group_bytes, group_cycles / 2, [&](index_t g) {
-        detail::backward_pass<T, Arch, 2>(rq, ctx, noise, g, scratch, scratch + channels, totals + 5 * g);
+        detail::backward_pass<T, Arch, 2>(rq, ctx, noise, g, scratch, scratch + channels, totals + 5 * g, nullptr);
       });
   } else if (layout.groups_span_batch) {
     parallel_for(workers, groups, 3 * group_bytes, group_cycles, [&](index_t g) {
-      detail::backward_group<T, Arch>(rq, ctx, noise, g, scratch, scratch + channels);
+      detail::backward_group<T, Arch>(rq, ctx, noise, g, scratch, scratch + channels, workers);
     });
   } else {
     parallel_for(workers, blocks, 3 * group_bytes * static_cast<double>(groups_per_block),
@@ -273,7 +312,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const W
                    double* sum_g = scratch + 2 * channels * block;
                    const index_t last = std::min(groups, (block + 1) * groups_per_block);
                    for (index_t g = block * groups_per_block; g < last; ++g)
-                     detail::backward_group<T, Arch>(rq, ctx, noise, g, sum_g, sum_g + channels);
+                     detail::backward_group<T, Arch>(rq, ctx, noise, g, sum_g, sum_g + channels, workers);
                  });
   }
   for (index_t c = 0; c < channels; ++c) {

@@ -36,6 +36,7 @@ struct ForwardRequest {
   const T* bias = nullptr;    // null: no affine (beta 0)
   RunningStats<T> running;    // absent: no running statistics
   NoiseSource<T> noise;
+  T* kept_noise = nullptr;  // non-null: each draw is also stored here, at its engine-layout offset (Execution::keep_noise)
   T* out = nullptr;
   const Eigen::ThreadPoolDevice* device = nullptr;  // null: run on the calling thread
   // Batch forms over a batch split across ranks (docs/distributed.md): the reducer,
@@ -97,7 +98,11 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
       const index_t n = std::min(chunk, run.length - start);
       // Philox draws are keyed by the flat index in the global batch (0 offset in one process).
       const index_t key_offset = rq.noise.kind == NoiseKind::philox ? rq.global.noise_offset : 0;
-      if (sigma != T(0)) fill_noise<T, Arch>(rq.noise, key_offset + run.offset + start, n, normals);
+      if (sigma != T(0)) {
+        fill_noise<T, Arch>(rq.noise, key_offset + run.offset + start, n, normals);
+        if (rq.kept_noise)
+          for (index_t i = 0; i < n; ++i) rq.kept_noise[run.offset + start + i] = normals[i];
+      }
       math::for_each_lane<T, Arch>(n, [&](auto zero, index_t i) {
         using V = decltype(zero);
         const index_t p = run.offset + start + i;

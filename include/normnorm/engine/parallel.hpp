@@ -31,7 +31,17 @@ struct Workers {
   // Calls run_range(work, first, last) over [0, count) on the device's threads.
   void (*run)(const Eigen::ThreadPoolDevice& device, index_t count, double bytes_per_item, double cycles_per_item,
               void* work, void (*run_range)(void* work, index_t first, index_t last)) = nullptr;
+  // Which of slots() per-thread scratch slots the calling thread owns: 0 for a thread
+  // outside the pool (the caller, which runs work too), 1 + its index for a pool thread.
+  int (*slot_of_device)(const Eigen::ThreadPoolDevice& device) = nullptr;
+
+  NORMNORM_ALWAYS_INLINE int slot() const { return device ? slot_of_device(*device) : 0; }
 };
+
+// How many per-thread scratch slots a call on `device` needs (Workers::slot).
+inline index_t worker_slots(const Eigen::ThreadPoolDevice* device) {
+  return device ? static_cast<index_t>(device->numThreads()) + 1 : 1;
+}
 
 NORMNORM_TARGET_NAMESPACE_BEGIN
 
@@ -43,9 +53,11 @@ inline void run_on_device(const Eigen::ThreadPoolDevice& device, index_t count, 
                      });
 }
 
+inline int slot_on_device(const Eigen::ThreadPoolDevice& device) { return device.currentThreadId() + 1; }
+
 // Called on the caller's side (dispatch.hpp's Kernels<T>), never inside a kernel.
 inline Workers workers_on(const Eigen::ThreadPoolDevice* device) {
-  return {device, device ? device->numThreads() : 1, &run_on_device};
+  return {device, device ? device->numThreads() : 1, &run_on_device, &slot_on_device};
 }
 
 // Calls work(i) for i in [0, count): serially without a device, otherwise spread
