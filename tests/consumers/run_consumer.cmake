@@ -1,7 +1,8 @@
 # Builds and runs one consumer project (cmake -P script, driven by ctest).
 #
 # Required -D variables:
-#   CONSUMER_MODE              add_subdirectory | find_package | fetchcontent
+#   CONSUMER_MODE              add_subdirectory | find_package | find_package_mpi |
+#                              fetchcontent | export
 #   CONSUMER_SOURCE_DIR        the consumer project (tests/consumers/<mode>)
 #   CONSUMER_BINARY_DIR        scratch directory under the build tree (wiped first)
 #   NORMNORM_SOURCE_DIR        normnorm's source tree
@@ -52,7 +53,13 @@ file(MAKE_DIRECTORY "${CONSUMER_BINARY_DIR}")
 set(_consumer_build "${CONSUMER_BINARY_DIR}/build")
 set(_consumer_args "")
 
-if(CONSUMER_MODE STREQUAL "find_package")
+# find_package and find_package_mpi consume an installed normnorm.
+set(_installed FALSE)
+if(CONSUMER_MODE MATCHES "^find_package")
+  set(_installed TRUE)
+endif()
+
+if(_installed)
   # Configure normnorm on its own (tests etc. off) and install it into a prefix.
   set(_nn_build "${CONSUMER_BINARY_DIR}/normnorm-build")
   set(_prefix "${CONSUMER_BINARY_DIR}/prefix")
@@ -64,13 +71,18 @@ if(CONSUMER_MODE STREQUAL "find_package")
   nn_run("build normnorm" "${CMAKE_COMMAND}" --build "${_nn_build}" ${_config_args})
   nn_run("install normnorm" "${CMAKE_COMMAND}" --install "${_nn_build}" --prefix "${_prefix}"
          ${_config_args})
-  foreach(_f include/normnorm/version.hpp
-             share/cmake/normnorm/normnormConfig.cmake
-             share/cmake/normnorm/normnormConfigVersion.cmake
-             share/cmake/normnorm/normnormTargets.cmake
-             share/cmake/normnorm/normnorm_xsimd_workaround.cmake)
+  set(_expected_files include/normnorm/version.hpp
+                      share/cmake/normnorm/normnormConfig.cmake
+                      share/cmake/normnorm/normnormConfigVersion.cmake
+                      share/cmake/normnorm/normnormTargets.cmake
+                      share/cmake/normnorm/normnorm_xsimd_workaround.cmake)
+  if(CONSUMER_MODE STREQUAL "find_package_mpi")
+    list(APPEND _expected_files share/cmake/normnorm/normnormMpiTargets.cmake
+                                include/normnorm/distributed/mpi.hpp)
+  endif()
+  foreach(_f IN LISTS _expected_files)
     if(NOT EXISTS "${_prefix}/${_f}")
-      message(FATAL_ERROR "[find_package] installed tree lacks ${_f}")
+      message(FATAL_ERROR "[${CONSUMER_MODE}] installed tree lacks ${_f}")
     endif()
   endforeach()
   # Only the prefix is passed: the consumer must not need normnorm's source.
@@ -80,10 +92,31 @@ else()
   list(APPEND _consumer_args "-DNORMNORM_SOURCE_DIR=${NORMNORM_SOURCE_DIR}")
 endif()
 
+if(CONSUMER_MODE STREQUAL "find_package_mpi")
+  # With MPI hidden from the consumer: a plain find_package(normnorm) still works, and
+  # REQUIRED COMPONENTS mpi stops the configure with the package's reason.
+  set(_no_mpi_build "${CONSUMER_BINARY_DIR}/build-without-mpi")
+  message(STATUS "[${CONSUMER_MODE}] configure consumer without MPI (must fail at COMPONENTS mpi)")
+  execute_process(COMMAND "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${_no_mpi_build}"
+                          ${_gen_args} ${_consumer_args} -DCMAKE_DISABLE_FIND_PACKAGE_MPI=ON
+                          -DNORMNORM_CONSUMER_WITHOUT_MPI=ON
+                  RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+  message("${_out}${_err}")
+  if(_rc EQUAL 0)
+    message(FATAL_ERROR "[${CONSUMER_MODE}] the configure without MPI succeeded")
+  endif()
+  if(NOT _out MATCHES "plain and optional find_package without MPI OK")
+    message(FATAL_ERROR "[${CONSUMER_MODE}] without MPI, the configure failed before the REQUIRED COMPONENTS mpi request")
+  endif()
+  if(NOT _err MATCHES "required[ \n]+component[ \n]+mpi")
+    message(FATAL_ERROR "[${CONSUMER_MODE}] without MPI, REQUIRED COMPONENTS mpi failed without the package's reason")
+  endif()
+endif()
+
 nn_run("configure consumer" "${CMAKE_COMMAND}" -S "${CONSUMER_SOURCE_DIR}" -B "${_consumer_build}"
        ${_gen_args} ${_consumer_args} "-DNORMNORM_EXPECTED_VERSION=${NORMNORM_EXPECTED_VERSION}")
 
-if(CONSUMER_MODE STREQUAL "find_package")
+if(_installed)
   # Make sure the package really came from our prefix, not from the system.
   file(STRINGS "${_consumer_build}/CMakeCache.txt" _dir_line REGEX "^normnorm_DIR:")
   string(REGEX REPLACE "^normnorm_DIR:[A-Z]+=" "" _found_dir "${_dir_line}")
@@ -91,7 +124,7 @@ if(CONSUMER_MODE STREQUAL "find_package")
   file(REAL_PATH "${_prefix}" _prefix_real)
   string(FIND "${_found_dir}" "${_prefix_real}/" _pos)
   if(NOT _pos EQUAL 0)
-    message(FATAL_ERROR "[find_package] normnorm was found in '${_found_dir}', not under '${_prefix_real}'")
+    message(FATAL_ERROR "[${CONSUMER_MODE}] normnorm was found in '${_found_dir}', not under '${_prefix_real}'")
   endif()
 endif()
 
@@ -111,8 +144,10 @@ if(NOT _exe)
   message(FATAL_ERROR "[${CONSUMER_MODE}] built program normnorm_consumer not found in ${_consumer_build}")
 endif()
 
+# find_package_mpi runs its program directly, as one rank (MPI singleton init; the
+# test sets Open MPI's run-as-root variables). The timeout guards against a hang there.
 message(STATUS "[${CONSUMER_MODE}] run: ${_exe}")
-execute_process(COMMAND "${_exe}" RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err)
+execute_process(COMMAND "${_exe}" RESULT_VARIABLE _rc OUTPUT_VARIABLE _out ERROR_VARIABLE _err TIMEOUT 300)
 message("${_out}${_err}")
 if(NOT _rc EQUAL 0)
   message(FATAL_ERROR "[${CONSUMER_MODE}] normnorm_consumer exited with ${_rc}")
