@@ -277,3 +277,54 @@ TEST_CASE("2-byte storage in a module: float parameters, the raw-pointer API's r
   module.infer(raw.x.data(), raw.shape, inferred.data());
   CHECK(std::memcmp(evaluated.data(), inferred.data(), out.size() * sizeof(S)) == 0);
 }
+
+TEMPLATE_TEST_CASE("2-byte conversions: exactly Eigen's, for every 2-byte value and a sweep of floats", "[storage]",
+                   Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  auto raw = [](const S& value) {
+    std::uint16_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+  };
+  auto float_bits = [](float value) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+  };
+  // Widening: all 65,536 values (NaN payloads included), compared as bits.
+  std::vector<S> narrow_values(65536);
+  for (std::uint32_t v = 0; v < 65536; ++v) {
+    const auto bits = static_cast<std::uint16_t>(v);
+    std::memcpy(&narrow_values[v], &bits, sizeof bits);
+  }
+  std::vector<float> widened(65536);
+  normnorm::detail::widen(narrow_values.data(), widened.data(), 65536);
+  std::size_t widen_mismatches = 0;
+  for (std::size_t v = 0; v < 65536; ++v)
+    widen_mismatches += float_bits(widened[v]) != float_bits(static_cast<float>(narrow_values[v]));
+  CHECK(widen_mismatches == 0);
+  // Rounding: every float whose low 13 bits are one of a few patterns around the
+  // rounding points (ties, just below, just above), over all exponents and signs,
+  // plus every widened 2-byte value and specials.
+  std::vector<float> floats;
+  auto add_bits = [&](std::uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof value);
+    floats.push_back(value);
+  };
+  for (std::uint32_t high = 0; high < (1u << 19); ++high)  // half rounds at bit 13
+    for (std::uint32_t low : {0x0000u, 0x0001u, 0x0fffu, 0x1000u, 0x1001u, 0x1fffu}) add_bits((high << 13) | low);
+  for (std::uint32_t high = 0; high < (1u << 16); ++high)  // bfloat16 at bit 16
+    for (std::uint32_t low : {0x0000u, 0x0001u, 0x7fffu, 0x8000u, 0x8001u, 0xffffu}) add_bits((high << 16) | low);
+  floats.insert(floats.end(), widened.begin(), widened.end());
+  for (float special : {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, -65520.0f, 1e-8f, 5.96e-8f, 2.98e-8f,
+                        std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                        std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::max()})
+    floats.push_back(special);
+  std::vector<S> rounded(floats.size());
+  normnorm::detail::narrow(floats.data(), rounded.data(), static_cast<index_t>(floats.size()));
+  std::size_t narrow_mismatches = 0;
+  for (std::size_t i = 0; i < floats.size(); ++i) narrow_mismatches += raw(rounded[i]) != raw(S(floats[i]));
+  CHECK(narrow_mismatches == 0);
+  CHECK(floats.size() > 3500000);
+}
