@@ -9,9 +9,9 @@
 // depend on what the backend does inside.
 //
 // sync_normal_norm() is normal_norm() with the reducer: the forward and the backward
-// (on the autograd thread) reduce over the group. In a training call with noise, every
-// rank draws a key from its default CPU generator (so every rank's generator advances as
-// one process's would) and all use rank 0's: one more collective of 4 values.
+// (on the autograd thread) reduce over the group. Every training call exchanges rank 0's
+// noise key in one more collective of 4 values; with noise, every rank draws its own key
+// from its default CPU generator first (so it advances as one process's would).
 
 #include <cstddef>
 #include <vector>
