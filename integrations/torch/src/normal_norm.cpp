@@ -37,9 +37,10 @@ const Eigen::ThreadPoolDevice* device_for(int threads) {
   return device;
 }
 
-Execution execution() {
+Execution execution(const Reducer* reducer) {
   Execution e;
   e.device = device_for(at::get_num_threads());
+  e.reducer = reducer;
   return e;
 }
 
@@ -48,6 +49,24 @@ std::uint64_t draw_noise_key() {
   auto generator = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   return generator.get<at::CPUGeneratorImpl>()->random64();
+}
+
+// Over ranks, rank 0's key, sent as four 16-bit parts (exact in a double): one collective.
+std::uint64_t agree_noise_key(std::uint64_t key, const Reducer& reducer) {
+  double parts[4];
+  for (int i = 0; i < 4; ++i) parts[i] = static_cast<double>((key >> (16 * i)) & 0xFFFFu);
+  const double* all = reducer.allgather(parts, 4);  // rank 0's record first
+  std::uint64_t agreed = 0;
+  for (int i = 0; i < 4; ++i) agreed |= static_cast<std::uint64_t>(all[i]) << (16 * i);
+  return agreed;
+}
+
+// A tensor's values; for a tensor without elements (a rank holding no samples of a split
+// batch), a valid pointer that is never read or written, since normnorm refuses null ones.
+template <class T>
+T* values_of(const at::Tensor& t) {
+  static T none[1];
+  return t.numel() > 0 ? t.data_ptr<T>() : none;
 }
 
 bool channels_last_strides(const at::Tensor& x) {
@@ -132,10 +151,12 @@ RunningStats<T> running_view(const LayerConfig& config, const RunningTensors& r,
   return view;
 }
 
-// What the backward needs: the layer, the forward's format and normnorm's saved context.
+// What the backward needs: the layer, the forward's format, the reducer (null for one
+// process) and normnorm's saved context.
 struct Saved : ::torch::CustomClassHolder {
   LayerConfig config;
   MemoryFormat format = MemoryFormat::contiguous;
+  std::shared_ptr<const Reducer> reducer;
   std::variant<SavedContext<float>, SavedContext<double>> context;
 };
 
@@ -143,7 +164,7 @@ template <class T>
 at::Tensor forward_typed(const LayerConfig& config, const Layouted& in, const at::Tensor& weight,
                          const at::Tensor& bias, const RunningTensors& running, bool training, Saved& saved) {
   ForwardArgs<T> args;
-  args.input = in.tensor.data_ptr<T>();
+  args.input = values_of<T>(in.tensor);
   args.shape = shape_of(in.tensor);
   args.memory_format = in.format;
   if (config.options.affine) {
@@ -152,12 +173,21 @@ at::Tensor forward_typed(const LayerConfig& config, const Layouted& in, const at
   }
   args.running = running_view<T>(config, running, in.tensor);
   const Mode mode = training ? Mode::train : Mode::eval;
-  if (training && config.options.power_transform && config.options.noise_train > 0)
-    args.noise = NoiseSource<T>::philox(draw_noise_key(), 0);
+  // The reducer is passed to batch forms only (the others ignore it); it reduces in training
+  // and when evaluation takes the batch's statistics.
+  const Reducer* reducer = is_batch_form(config.form) ? saved.reducer.get() : nullptr;
+  const bool noisy = training && config.options.power_transform && config.options.noise_train > 0;
+  // A rank draws a key when one process would (so its generator advances the same way);
+  // over ranks all use rank 0's. The exchange is made in every training call, noise or
+  // not, so that ranks whose options differ still reach normnorm's handshake together,
+  // which then refuses the call on every rank.
+  std::uint64_t key = noisy ? draw_noise_key() : 0;
+  if (reducer && training) key = agree_noise_key(key, *reducer);
+  if (noisy) args.noise = NoiseSource<T>::philox(key, 0);
   at::Tensor output = empty_in(in.tensor, in.format);
-  args.output = output.data_ptr<T>();
+  args.output = values_of<T>(output);
   auto& context = saved.context.template emplace<SavedContext<T>>();
-  check(try_forward(config, mode, args, context, execution()));
+  check(try_forward(config, mode, args, context, execution(reducer)));
   // The context lives in the autograd node until backward: drop its scratch (transposed
   // copies, the lambda search's interleaved copy), which backward does not read, so that
   // the node keeps O(groups) state besides the saved input.
@@ -177,14 +207,14 @@ variable_list backward_typed(Saved& saved, const at::Tensor& input, const at::Te
         return copy;
       }());
   BackwardArgs<T> args;
-  args.input = input.data_ptr<T>();
+  args.input = values_of<T>(input);
   args.shape = shape_of(input);
   args.memory_format = saved.format;
-  args.grad_output = grad_output.data_ptr<T>();
+  args.grad_output = values_of<T>(grad_output);
   at::Tensor grad_input, grad_weight, grad_bias;
   if (want_input) {
     grad_input = empty_in(input, saved.format);
-    args.grad_input = grad_input.data_ptr<T>();
+    args.grad_input = values_of<T>(grad_input);
   }
   if (config.options.affine) {
     args.weight = {weight.data_ptr<T>(), weight.numel()};
@@ -195,7 +225,7 @@ variable_list backward_typed(Saved& saved, const at::Tensor& input, const at::Te
       args.grad_bias = grad_bias.data_ptr<T>();
     }
   }
-  check(try_backward(config, args, context, execution()));
+  check(try_backward(config, args, context, execution(saved.reducer.get())));
   return {grad_input, grad_weight, grad_bias, at::Tensor()};
 }
 
@@ -211,6 +241,7 @@ struct Call {
   LayerConfig config;
   RunningTensors running;
   bool training = false;
+  std::shared_ptr<const Reducer> reducer;
 };
 
 at::Tensor NormalNormFunction::forward(AutogradContext* ctx, const at::Tensor& input,
@@ -232,6 +263,7 @@ at::Tensor NormalNormFunction::forward(AutogradContext* ctx, const at::Tensor& i
   auto saved = c10::make_intrusive<Saved>();
   saved->config = config;
   saved->format = in.format;
+  saved->reducer = call.reducer;
   at::Tensor output;
   try {
     output = input.scalar_type() == at::kFloat
@@ -266,11 +298,13 @@ variable_list NormalNormFunction::backward(AutogradContext* ctx, variable_list g
 }  // namespace
 
 at::Tensor normal_norm(const LayerConfig& config, const at::Tensor& input, const c10::optional<at::Tensor>& weight,
-                       const c10::optional<at::Tensor>& bias, const RunningTensors& running, bool training) {
+                       const c10::optional<at::Tensor>& bias, const RunningTensors& running, bool training,
+                       std::shared_ptr<const Reducer> reducer) {
   auto call = std::make_shared<Call>();
   call->config = config;
   call->running = running;
   call->training = training;
+  call->reducer = std::move(reducer);
   return NormalNormFunction::apply(input, weight, bias, std::shared_ptr<const void>(call));
 }
 

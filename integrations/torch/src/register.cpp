@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include "normnorm/torch/ops.hpp"
+#include "normnorm/torch/process_group.hpp"
 
 namespace normnorm::torch {
 namespace {
@@ -38,7 +39,8 @@ at::Tensor batch_form(bool two_d, const at::Tensor& input, int64_t num_features,
                       const c10::optional<at::Tensor>& num_batches_tracked, bool training, double eps,
                       c10::optional<double> momentum, double noise_train, int64_t order, double alpha, bool standardize,
                       bool power_transform, c10::string_view estimator, int64_t newton_iterations,
-                      c10::string_view evaluation_map) {
+                      c10::string_view evaluation_map,
+                      const c10::intrusive_ptr<c10d::ProcessGroup>& process_group = {}) {
   const bool tracked = given(running_mean);
   const Options o = options_from(eps, momentum, noise_train, order, alpha, standardize, power_transform, estimator,
                                  newton_iterations, evaluation_map, given(weight), tracked);
@@ -52,6 +54,7 @@ at::Tensor batch_form(bool two_d, const at::Tensor& input, int64_t num_features,
     running.norm = running_norm.value_or(at::Tensor());
     running.num_batches_tracked = num_batches_tracked.value_or(at::Tensor());
   }
+  if (process_group) return sync_normal_norm(config, input, weight, bias, running, training, process_group);
   return normal_norm(config, input, weight, bias, running, training);
 }
 
@@ -70,6 +73,26 @@ at::Tensor batch_form(bool two_d, const at::Tensor& input, int64_t num_features,
 NORMNORM_BATCH_OP(batch_normal_norm_1d, false)
 NORMNORM_BATCH_OP(batch_normal_norm_2d, true)
 #undef NORMNORM_BATCH_OP
+
+// The batch forms over a batch split across the ranks of a process group (the Python
+// side passes a torch.distributed group as the ScriptObject made by _process_group).
+#define NORMNORM_SYNC_BATCH_OP(name, two_d)                                                                          \
+  at::Tensor name(const at::Tensor& input, int64_t num_features, const c10::optional<at::Tensor>& weight,          \
+                  const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,             \
+                  const c10::optional<at::Tensor>& running_var, const c10::optional<at::Tensor>& running_lmbda,     \
+                  const c10::optional<at::Tensor>& running_norm, const c10::optional<at::Tensor>& num_batches_tracked, \
+                  bool training, double eps, c10::optional<double> momentum, double noise_train, int64_t order,    \
+                  double alpha, bool standardize, bool power_transform, c10::string_view estimator,                \
+                  int64_t newton_iterations, c10::string_view evaluation_map,                                      \
+                  const c10::intrusive_ptr<c10d::ProcessGroup>& process_group) {                                   \
+    TORCH_CHECK(process_group, "normnorm: " #name ": the process group is None");                                  \
+    return batch_form(two_d, input, num_features, weight, bias, running_mean, running_var, running_lmbda,          \
+                      running_norm, num_batches_tracked, training, eps, momentum, noise_train, order, alpha,       \
+                      standardize, power_transform, estimator, newton_iterations, evaluation_map, process_group);   \
+  }
+NORMNORM_SYNC_BATCH_OP(sync_batch_normal_norm_1d, false)
+NORMNORM_SYNC_BATCH_OP(sync_batch_normal_norm_2d, true)
+#undef NORMNORM_SYNC_BATCH_OP
 
 at::Tensor layer_normal_norm(const at::Tensor& input, at::IntArrayRef normalized_shape,
                              const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
@@ -111,12 +134,16 @@ at::Tensor instance_normal_norm_2d(const at::Tensor& input, int64_t num_features
   "float eps=1e-05, float noise_train=" noise ", int order=2, float alpha=1.0, bool standardize=True, " \
   "bool power_transform=True, str estimator=\"newton_step\", int newton_iterations=1"
 
-#define NORMNORM_BATCH_SCHEMA(name)                                                                          \
-  name "(Tensor input, int num_features, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, Tensor(b!)? running_var, "   \
-       "Tensor(c!)? running_lmbda, Tensor(d!)? running_norm, Tensor(e!)? num_batches_tracked, bool training, " \
-       "float eps=1e-05, float? momentum=0.1, float noise_train=0.4, int order=2, float alpha=1.0, "         \
-       "bool standardize=True, bool power_transform=True, str estimator=\"newton_step\", "                     \
-       "int newton_iterations=1, str evaluation_map=\"exact\") -> Tensor"
+#define NORMNORM_BATCH_ARGUMENTS                                                                                 \
+  "(Tensor input, int num_features, Tensor? weight, Tensor? bias, Tensor(a!)? running_mean, Tensor(b!)? running_var, " \
+  "Tensor(c!)? running_lmbda, Tensor(d!)? running_norm, Tensor(e!)? num_batches_tracked, bool training, "          \
+  "float eps=1e-05, float? momentum=0.1, float noise_train=0.4, int order=2, float alpha=1.0, "                  \
+  "bool standardize=True, bool power_transform=True, str estimator=\"newton_step\", "                            \
+  "int newton_iterations=1, str evaluation_map=\"exact\""
+#define NORMNORM_BATCH_SCHEMA(name) name NORMNORM_BATCH_ARGUMENTS ") -> Tensor"
+// The process group is required and comes last, after the defaulted options: pass it by keyword.
+#define NORMNORM_SYNC_BATCH_SCHEMA(name) \
+  name NORMNORM_BATCH_ARGUMENTS ", *, __torch__.torch.classes.c10d.ProcessGroup process_group) -> Tensor"
 
 }  // namespace
 }  // namespace normnorm::torch
@@ -125,6 +152,8 @@ at::Tensor instance_normal_norm_2d(const at::Tensor& input, int64_t num_features
 TORCH_LIBRARY(normnorm, m) {
   m.def(NORMNORM_BATCH_SCHEMA("batch_normal_norm_1d"));
   m.def(NORMNORM_BATCH_SCHEMA("batch_normal_norm_2d"));
+  m.def(NORMNORM_SYNC_BATCH_SCHEMA("sync_batch_normal_norm_1d"));
+  m.def(NORMNORM_SYNC_BATCH_SCHEMA("sync_batch_normal_norm_2d"));
   m.def("layer_normal_norm(Tensor input, int[] normalized_shape, Tensor? weight, Tensor? bias, bool training, "
         NORMNORM_OPTIONS("1.0") ") -> Tensor");
   m.def("group_normal_norm(Tensor input, int num_channels, int num_groups, Tensor? weight, Tensor? bias, bool training, "
@@ -138,6 +167,8 @@ TORCH_LIBRARY(normnorm, m) {
 #define NORMNORM_IMPLS(m)                                                               \
   m.impl("batch_normal_norm_1d", TORCH_FN(normnorm::torch::batch_normal_norm_1d));       \
   m.impl("batch_normal_norm_2d", TORCH_FN(normnorm::torch::batch_normal_norm_2d));       \
+  m.impl("sync_batch_normal_norm_1d", TORCH_FN(normnorm::torch::sync_batch_normal_norm_1d)); \
+  m.impl("sync_batch_normal_norm_2d", TORCH_FN(normnorm::torch::sync_batch_normal_norm_2d)); \
   m.impl("layer_normal_norm", TORCH_FN(normnorm::torch::layer_normal_norm));             \
   m.impl("group_normal_norm", TORCH_FN(normnorm::torch::group_normal_norm));             \
   m.impl("instance_normal_norm_2d", TORCH_FN(normnorm::torch::instance_normal_norm_2d))

@@ -7,6 +7,7 @@ on normnorm's C++ kernels through torch.ops.normnorm.* (autograd included, scrip
     import normnorm_torch
     norm = normnorm_torch.BatchNormalNorm2d(64)
     model = normnorm_torch.convert(model)   # swaps the paper's layers, keeping their state
+    model = normnorm_torch.convert_sync(model)  # batch layers reducing over torch.distributed ranks
 """
 
 import os
@@ -24,6 +25,8 @@ from .modules import (  # noqa: E402  (the ops must be loaded before the modules
     LayerNormalNorm,
 )
 from .convert import convert  # noqa: E402
+from .sync import SyncBatchNormalNorm1d, SyncBatchNormalNorm2d, convert_sync  # noqa: E402
 
 __all__ = ["BatchNormalNorm1d", "BatchNormalNorm2d", "LayerNormalNorm", "GroupNormalNorm",
-           "InstanceNormalNorm2d", "convert", "LIBRARY_PATH"]
+           "InstanceNormalNorm2d", "SyncBatchNormalNorm1d", "SyncBatchNormalNorm2d", "convert", "convert_sync",
+           "LIBRARY_PATH"]

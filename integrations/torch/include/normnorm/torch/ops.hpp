@@ -14,6 +14,9 @@
 #include <ATen/Tensor.h>
 #include <c10/util/Optional.h>
 
+#include <memory>
+
+#include "normnorm/distributed/reducer.hpp"
 #include "normnorm/layer_config.hpp"
 
 namespace normnorm::torch {
@@ -27,8 +30,13 @@ struct RunningTensors {
 
 // One call of the layer `config` (its options.affine must match whether weight and
 // bias are given; options.track_running_stats whether running.mean is defined).
+// `reducer`: null for one process; for a batch form whose batch is split over ranks,
+// the Reducer over them (docs/distributed.md), kept alive until the backward has run
+// (process_group.hpp makes one over a torch.distributed process group). Over ranks, a
+// training call with noise uses rank 0's noise key.
 at::Tensor normal_norm(const LayerConfig& config, const at::Tensor& input, const c10::optional<at::Tensor>& weight,
-                       const c10::optional<at::Tensor>& bias, const RunningTensors& running, bool training);
+                       const c10::optional<at::Tensor>& bias, const RunningTensors& running, bool training,
+                       std::shared_ptr<const Reducer> reducer = nullptr);
 
 // The option spellings the ops take as strings (the Options enum names).
 LambdaEstimator parse_estimator(const std::string& name);
