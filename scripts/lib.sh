@@ -18,6 +18,9 @@ NORMNORM_DEB_PACKAGES=(
   # TorchConfig.cmake, python3-torch the same 1.13.1 build for Python; the libtorch
   # example trains on Fashion-MNIST.
   libtorch-dev python3-torch python3-numpy dataset-fashion-mnist
+  # SyncBatchNormalNorm's bridge from a torch.distributed process group to the ops
+  # (integrations/torch/src/process_group_python.cpp) is a Python extension module.
+  python3-dev pybind11-dev
   # The optional normnorm::mpi (distributed batch statistics, docs/distributed.md) and its tests.
   openmpi-bin libopenmpi-dev
 )
