@@ -93,7 +93,7 @@ inline std::uint16_t raw_of(const S& value) {
 }
 template <class S>
 inline void store_raw(S* out, std::uint16_t raw) {
-  std::memcpy(out, &raw, sizeof raw);
+  std::memcpy(static_cast<void*>(out), &raw, sizeof raw);  // (S is trivially copyable in fact: Eigen declares constructors)
 }
 
 // Half without F16C: Eigen's software conversions, written with masks instead of
@@ -136,7 +136,13 @@ inline void widen(const S* in, compute_t<S>* out, index_t count) {
 #if defined(EIGEN_HAS_FP16_C)
     for (; i + 8 <= count; i += 8)
       _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
-    for (; i < count; ++i) out[i] = _cvtsh_ss(raw_of(in[i]));
+    if (i < count) {  // the tail through a padded block (the scalar intrinsics are macros clang -Wpedantic rejects)
+      alignas(16) std::uint16_t raw[8] = {};
+      alignas(32) float wide[8];
+      for (index_t k = 0; i + k < count; ++k) raw[k] = raw_of(in[i + k]);
+      _mm256_store_ps(wide, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(raw))));
+      for (index_t k = 0; i + k < count; ++k) out[i + k] = wide[k];
+    }
 #else
     for (; i < count; ++i) out[i] = half_to_float_bits(raw_of(in[i]));
 #endif
@@ -161,7 +167,13 @@ inline void narrow(const compute_t<S>* in, S* out, index_t count) {
 #if defined(EIGEN_HAS_FP16_C)
     for (; i + 8 <= count; i += 8)
       _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), 0));
-    for (; i < count; ++i) store_raw(out + i, static_cast<std::uint16_t>(_cvtss_sh(in[i], 0)));
+    if (i < count) {
+      alignas(32) float wide[8] = {};
+      alignas(16) std::uint16_t raw[8];
+      for (index_t k = 0; i + k < count; ++k) wide[k] = in[i + k];
+      _mm_store_si128(reinterpret_cast<__m128i*>(raw), _mm256_cvtps_ph(_mm256_load_ps(wide), 0));
+      for (index_t k = 0; i + k < count; ++k) store_raw(out + i + k, raw[k]);
+    }
 #else
     for (; i < count; ++i) store_raw(out + i, float_to_half_bits(in[i]));
 #endif
