@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <variant>
 
 #include <normnorm/api.hpp>
@@ -51,13 +52,24 @@ std::uint64_t draw_noise_key() {
   return generator.get<at::CPUGeneratorImpl>()->random64();
 }
 
-// Over ranks, rank 0's key, sent as four 16-bit parts (exact in a double): one collective.
-std::uint64_t agree_noise_key(std::uint64_t key, const Reducer& reducer) {
-  double parts[4];
-  for (int i = 0; i < 4; ++i) parts[i] = static_cast<double>((key >> (16 * i)) & 0xFFFFu);
-  const double* all = reducer.allgather(parts, 4);  // rank 0's record first
+// Over ranks, one collective before normnorm's own handshake: each rank's verdict on its
+// arguments (the adapter's checks) and its noise key, four 16-bit parts (exact in a double).
+// A rank whose arguments fail still takes part, so no rank is left waiting in the
+// handshake: every rank raises (the refusing one with its own message). Returns rank 0's key.
+std::uint64_t agree_call(const LayerConfig& config, std::uint64_t key, const std::string& refusal,
+                         const Reducer& reducer) {
+  double record[5];
+  record[0] = refusal.empty() ? 0.0 : 1.0;
+  for (int i = 0; i < 4; ++i) record[1 + i] = static_cast<double>((key >> (16 * i)) & 0xFFFFu);
+  const double* all = reducer.allgather(record, 5);  // rank r's record at 5 r
+  int refused_rank = -1;
+  for (int r = 0; r < reducer.size() && refused_rank < 0; ++r)
+    if (all[5 * r] != 0.0) refused_rank = r;
+  TORCH_CHECK(refusal.empty(), refusal);
+  TORCH_CHECK(refused_rank < 0, "normnorm: ", config.name(), ": rank ", refused_rank,
+              " refused its arguments (its error says why); nothing was written on any rank");
   std::uint64_t agreed = 0;
-  for (int i = 0; i < 4; ++i) agreed |= static_cast<std::uint64_t>(all[i]) << (16 * i);
+  for (int i = 0; i < 4; ++i) agreed |= static_cast<std::uint64_t>(all[1 + i]) << (16 * i);
   return agreed;
 }
 
@@ -160,9 +172,11 @@ struct Saved : ::torch::CustomClassHolder {
   std::variant<SavedContext<float>, SavedContext<double>> context;
 };
 
+// `noise_key`: the Philox key of a training call with noise (over ranks, rank 0's).
 template <class T>
 at::Tensor forward_typed(const LayerConfig& config, const Layouted& in, const at::Tensor& weight,
-                         const at::Tensor& bias, const RunningTensors& running, bool training, Saved& saved) {
+                         const at::Tensor& bias, const RunningTensors& running, bool training, std::uint64_t noise_key,
+                         Saved& saved) {
   ForwardArgs<T> args;
   args.input = values_of<T>(in.tensor);
   args.shape = shape_of(in.tensor);
@@ -176,14 +190,8 @@ at::Tensor forward_typed(const LayerConfig& config, const Layouted& in, const at
   // The reducer is passed to batch forms only (the others ignore it); it reduces in training
   // and when evaluation takes the batch's statistics.
   const Reducer* reducer = is_batch_form(config.form) ? saved.reducer.get() : nullptr;
-  const bool noisy = training && config.options.power_transform && config.options.noise_train > 0;
-  // A rank draws a key when one process would (so its generator advances the same way);
-  // over ranks all use rank 0's. The exchange is made in every training call, noise or
-  // not, so that ranks whose options differ still reach normnorm's handshake together,
-  // which then refuses the call on every rank.
-  std::uint64_t key = noisy ? draw_noise_key() : 0;
-  if (reducer && training) key = agree_noise_key(key, *reducer);
-  if (noisy) args.noise = NoiseSource<T>::philox(key, 0);
+  if (training && config.options.power_transform && config.options.noise_train > 0)
+    args.noise = NoiseSource<T>::philox(noise_key, 0);
   at::Tensor output = empty_in(in.tensor, in.format);
   args.output = values_of<T>(output);
   auto& context = saved.context.template emplace<SavedContext<T>>();
@@ -249,17 +257,41 @@ at::Tensor NormalNormFunction::forward(AutogradContext* ctx, const at::Tensor& i
                                        std::shared_ptr<const void> call_pointer) {
   const Call& call = *static_cast<const Call*>(call_pointer.get());
   const LayerConfig& config = call.config;
-  TORCH_CHECK(input.device().is_cpu(), "normnorm: ", config.name(), ": input must be a CPU tensor, got ", input.device());
-  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, "normnorm: ", config.name(),
-              ": input must be float32 or float64, got ", input.scalar_type());
+  // Over ranks (a batch form with a reducer, reducing in this call) a refusal here is
+  // shared with the other ranks before anyone enters normnorm's handshake (agree_call).
+  const bool reduces = call.reducer && is_batch_form(config.form) && (call.training || !config.has_running_stats());
   const at::Tensor w = weight.value_or(at::Tensor()), b = bias.value_or(at::Tensor());
-  if (config.options.affine) {
-    check_parameter(config, w, "weight", input);
-    check_parameter(config, b, "bias", input);
+  Layouted in{input, MemoryFormat::contiguous};
+  std::string refusal;
+  try {
+    TORCH_CHECK(input.device().is_cpu(), "normnorm: ", config.name(), ": input must be a CPU tensor, got ", input.device());
+    TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble, "normnorm: ", config.name(),
+                ": input must be float32 or float64, got ", input.scalar_type());
+    if (config.options.affine) {
+      check_parameter(config, w, "weight", input);
+      check_parameter(config, b, "bias", input);
+    }
+    TORCH_CHECK(!w.defined() || w.is_contiguous(), "normnorm: ", config.name(), ": weight must be contiguous");
+    TORCH_CHECK(!b.defined() || b.is_contiguous(), "normnorm: ", config.name(), ": bias must be contiguous");
+    in = layouted(input, config.form);
+    if (input.scalar_type() == at::kFloat)
+      running_view<float>(config, call.running, input);
+    else
+      running_view<double>(config, call.running, input);
+  } catch (const c10::Error& e) {
+    if (!reduces) throw;
+    refusal = e.what_without_backtrace();
+  } catch (const std::exception& e) {  // Shape's own checks throw std::invalid_argument
+    if (!reduces) TORCH_CHECK(false, e.what());
+    refusal = e.what();
   }
-  TORCH_CHECK(!w.defined() || w.is_contiguous(), "normnorm: ", config.name(), ": weight must be contiguous");
-  TORCH_CHECK(!b.defined() || b.is_contiguous(), "normnorm: ", config.name(), ": bias must be contiguous");
-  const Layouted in = layouted(input, config.form);
+  // A rank draws a key when one process would (so its generator advances the same way);
+  // over ranks all use rank 0's. The exchange is made in every reducing call, noise or
+  // not, so that ranks whose options differ still reach normnorm's handshake together,
+  // which then refuses the call on every rank.
+  const bool noisy = call.training && config.options.power_transform && config.options.noise_train > 0;
+  std::uint64_t noise_key = refusal.empty() && noisy ? draw_noise_key() : 0;
+  if (reduces) noise_key = agree_call(config, noise_key, refusal, *call.reducer);
   auto saved = c10::make_intrusive<Saved>();
   saved->config = config;
   saved->format = in.format;
@@ -267,8 +299,8 @@ at::Tensor NormalNormFunction::forward(AutogradContext* ctx, const at::Tensor& i
   at::Tensor output;
   try {
     output = input.scalar_type() == at::kFloat
-                 ? forward_typed<float>(config, in, w, b, call.running, call.training, *saved)
-                 : forward_typed<double>(config, in, w, b, call.running, call.training, *saved);
+                 ? forward_typed<float>(config, in, w, b, call.running, call.training, noise_key, *saved)
+                 : forward_typed<double>(config, in, w, b, call.running, call.training, noise_key, *saved);
   } catch (const std::exception& e) {  // Shape's own checks throw std::invalid_argument
     if (dynamic_cast<const c10::Error*>(&e)) throw;
     TORCH_CHECK(false, e.what());

@@ -149,6 +149,15 @@ def worker(rank, port, out_dir):
     except RuntimeError as error:
         results["mismatch_error"] = str(error)
 
+    # Arguments that one rank's adapter refuses (rank 1: a float32 input to a float64 layer):
+    # the refusal is shared before normnorm's handshake, so every rank raises and none waits.
+    layer = nt.SyncBatchNormalNorm1d(3, dtype=torch.float64)
+    try:
+        layer(torch.randn(4, 3, dtype=torch.float64 if rank == 0 else torch.float32))
+        results["refusal_error"] = ""
+    except RuntimeError as error:
+        results["refusal_error"] = str(error)
+
     # Evaluation with running statistics on rank 0 alone: if it made a collective, it
     # would pair with the all_gather below and fail (or time out) instead of passing.
     if rank == 0:
@@ -262,6 +271,10 @@ class SyncTest(unittest.TestCase):
     def test_options_differing_between_ranks_are_refused_on_every_rank(self):
         for rank, results in enumerate(self.ranks):
             self.assertIn("differs from rank 0", results["mismatch_error"], f"rank {rank}")
+
+    def test_a_rank_refusing_its_arguments_makes_every_rank_raise(self):
+        self.assertIn("rank 1 refused its arguments", self.ranks[0]["refusal_error"])
+        self.assertIn("weight has dtype Double but the input has Float", self.ranks[1]["refusal_error"])
 
     def test_evaluation_makes_no_collective(self):
         for results in self.ranks:
