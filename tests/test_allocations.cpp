@@ -55,18 +55,22 @@ TEMPLATE_TEST_CASE("repeated calls allocate nothing once the context is sized", 
   }
 }
 
-TEMPLATE_TEST_CASE("a module's infer allocates nothing once eval() has prepared it", "[allocations]", float, double) {
+TEMPLATE_TEST_CASE("a module's infer allocates nothing once eval() has prepared it", "[allocations]", float, double,
+                   Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
   for (EvaluationMap map : {EvaluationMap::exact, EvaluationMap::polynomial}) {
     Options options = default_options(Form::batch_2d);
     options.evaluation_map = map;
-    BatchNormalNorm2d<TestType> module(4, options);
-    Harness<TestType> data(module.config(), Shape{3, 4, 5, 6});
+    BatchNormalNorm2d<S> module(4, options);
+    Harness<compute_t<S>> data(module.config(), Shape{3, 4, 5, 6});
     data.randomize(9);
-    module.forward(data.x.data(), data.shape, data.out.data());  // training: new running statistics
-    module.eval();                                                // prepares the cache
+    std::vector<S> x(data.x.size()), out(data.x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = S(data.x[i]);
+    module.forward(x.data(), data.shape, out.data());  // training: new running statistics
+    module.eval();                                      // prepares the cache
     const long before = allocations.load();
-    module.infer(data.x.data(), data.shape, data.out.data());
-    module.infer(data.x.data(), data.shape, data.out.data(), MemoryFormat::channels_last);
+    module.infer(x.data(), data.shape, out.data());
+    module.infer(x.data(), data.shape, out.data(), MemoryFormat::channels_last);
     CHECK(allocations.load() - before == 0);
   }
 }

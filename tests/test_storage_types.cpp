@@ -295,7 +295,7 @@ TEMPLATE_TEST_CASE("2-byte conversions: exactly Eigen's, for every 2-byte value 
   std::vector<S> narrow_values(65536);
   for (std::uint32_t v = 0; v < 65536; ++v) {
     const auto bits = static_cast<std::uint16_t>(v);
-    std::memcpy(&narrow_values[v], &bits, sizeof bits);
+    std::memcpy(static_cast<void*>(&narrow_values[v]), &bits, sizeof bits);
   }
   std::vector<float> widened(65536);
   normnorm::detail::widen(narrow_values.data(), widened.data(), 65536);
@@ -327,4 +327,59 @@ TEMPLATE_TEST_CASE("2-byte conversions: exactly Eigen's, for every 2-byte value 
   for (std::size_t i = 0; i < floats.size(); ++i) narrow_mismatches += raw(rounded[i]) != raw(S(floats[i]));
   CHECK(narrow_mismatches == 0);
   CHECK(floats.size() > 3500000);
+}
+
+TEMPLATE_TEST_CASE("2-byte prepared evaluation: the forward's result in evaluation mode, bit for bit", "[storage]",
+                   Eigen::bfloat16, Eigen::half) {
+  using S = TestType;
+  Eigen::ThreadPool pool(2);
+  Eigen::ThreadPoolDevice device(&pool, 2);
+  struct Case {
+    LayerConfig config;
+    Shape shape;
+    MemoryFormat format;
+  };
+  // Rows of (N, C) across more channels than one block (256), runs longer than one block,
+  // channels-last rows, and the 3-D form.
+  const std::vector<Case> cases = {
+      {LayerConfig::batch_normal_norm_1d(300, Options{}), Shape{7, 300}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_1d(3, Options{}), Shape{4, 3, 600}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_2d(5, Options{}), Shape{3, 5, 17, 19}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_2d(5, Options{}), Shape{3, 5, 6, 7}, MemoryFormat::channels_last},
+      {LayerConfig::batch_normal_norm_3d(2, Options{}), Shape{2, 2, 3, 4, 50}, MemoryFormat::contiguous},
+  };
+  int checked = 0;
+  for (const Case& c : cases)
+    for (EvaluationMap map : {EvaluationMap::exact, EvaluationMap::polynomial})
+      for (bool threaded : {false, true}) {
+        INFO(c.config.name() << " " << c.shape.to_string() << " map " << int(map) << " threads " << threaded);
+        LayerConfig config = c.config;
+        config.options.evaluation_map = map;
+        Harness<float> reference(config, c.shape);
+        reference.memory_format = c.format;
+        reference.randomize(31);
+        reference.noise = NoiseSource<float>::philox(3, 0);
+        reference.forward(Mode::train);  // running statistics away from their initial values
+        reference.forward(Mode::train);
+        NarrowLayer<S> layer(reference);
+        layer.memory_format = c.format;
+        layer.forward(Mode::eval);
+        EvaluationCache<float> cache;
+        prepare_evaluation<float>(config, {layer.weight.data(), static_cast<index_t>(layer.weight.size())},
+                                  {layer.bias.data(), static_cast<index_t>(layer.bias.size())},
+                                  {layer.running_mean.data(), layer.running_var.data(), layer.running_lambda.data(),
+                                   layer.running_norm.data(), &layer.batches, static_cast<index_t>(layer.running_mean.size())},
+                                  cache);
+        Execution execution;
+        execution.device = threaded ? &device : nullptr;
+        std::vector<S> evaluated(layer.x.size(), S(-3.0f));
+        evaluate(config, EvaluateArgs<S>{layer.x.data(), c.shape, evaluated.data(), c.format}, cache, execution);
+        CHECK(std::memcmp(evaluated.data(), layer.out.data(), evaluated.size() * sizeof(S)) == 0);
+        // In place.
+        std::vector<S> in_place = layer.x;
+        evaluate(config, EvaluateArgs<S>{in_place.data(), c.shape, in_place.data(), c.format}, cache, execution);
+        CHECK(std::memcmp(in_place.data(), layer.out.data(), in_place.size() * sizeof(S)) == 0);
+        ++checked;
+      }
+  CHECK(checked == 5 * 2 * 2);
 }

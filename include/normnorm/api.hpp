@@ -75,14 +75,19 @@ struct BackwardArgs {
 namespace detail {
 NORMNORM_TARGET_NAMESPACE_BEGIN  // per instruction set: detail/target_namespace.hpp
 
+// `tensors_checked`: input and output are another type's, already checked against the
+// other buffers (a 2-byte storage type: validate_narrow_buffers); only the rest is checked.
 template <class T>
 inline Status validate_forward(const LayerConfig& config, Mode mode, const ForwardArgs<T>& args, const Layout& layout,
-                               bool distributed = false) {
+                               bool distributed = false, bool tensors_checked = false) {
   const Options& o = config.options;
   const index_t count = layout.num_elements();
-  const index_t bytes = count * static_cast<index_t>(sizeof(T));
-  if (!args.input) return fail(config, "input is null");
-  if (!args.output) return fail(config, "output is null");
+  // With tensors_checked, input and output take no part in the overlap checks below.
+  const index_t bytes = tensors_checked ? 0 : count * static_cast<index_t>(sizeof(T));
+  if (!tensors_checked) {
+    if (!args.input) return fail(config, "input is null");
+    if (!args.output) return fail(config, "output is null");
+  }
   if (partly_overlap(args.output, bytes, args.input, bytes))
     return fail(config, "output partly overlaps input (only exactly the same buffer is allowed)");
   const index_t affine_bytes = config.num_affine() * static_cast<index_t>(sizeof(T));
@@ -377,6 +382,40 @@ inline Status validate_narrow_buffers(const LayerConfig& config, const void* rea
   return {};
 }
 
+// A 2-byte storage type evaluating with running statistics (a fixed per-channel map):
+// the prepared-evaluation kernel, which widens and rounds in blocks on the stack, so no
+// widened copy. The tensors were checked by the caller (validate_narrow_buffers).
+template <class S>
+inline Status run_narrow_evaluation(const LayerConfig& config, const ForwardArgs<S>& args, const Layout& layout,
+                                    const detail::EnginePlan& plan, SavedContext<compute_t<S>>& context,
+                                    const Execution& execution) {
+  using C = compute_t<S>;
+  ForwardArgs<C> parameters;  // the float call's arguments without its tensors
+  parameters.shape = args.shape;
+  parameters.weight = args.weight;
+  parameters.bias = args.bias;
+  parameters.running = args.running;
+  parameters.memory_format = args.memory_format;
+  NORMNORM_RETURN_IF_ERROR(detail::validate_forward(config, Mode::eval, parameters, layout, false, /*tensors_checked=*/true));
+  const engine::Kernels<C>* kernels = nullptr;
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<C>(execution.simd_path, kernels));
+  context.valid = false;
+  const auto request = detail::forward_request(config, Mode::eval, parameters, plan.layout);
+  engine::prepare_forward(request, context);  // sizes the state, builds the cache (or keeps it)
+  engine::record_running_stats(plan.layout, config.options, args.running, context);
+  kernels->evaluate_narrow(plan.layout, args.input, args.output, context.evaluation, execution.device);
+  // What the engine's own evaluation records (engine/forward.hpp).
+  context.mode = Mode::eval;
+  context.batch_statistics = false;
+  context.noise_kind = NoiseKind::none;
+  context.noise_kept = false;
+  context.config = config;
+  context.shape = args.shape;
+  context.memory_format = args.memory_format;
+  context.valid = true;
+  return {};
+}
+
 // A 2-byte storage type: widen the input into the workspace's start, run the
 // compute type's forward there in place, round the result into the output.
 template <class S>
@@ -401,10 +440,11 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
        {args.running.var, running_bytes}, {args.running.lambda, running_bytes}, {args.running.norm, running_bytes},
        {args.running.num_batches_tracked, static_cast<index_t>(sizeof(std::int64_t))},
        {args.noise.normals, count * c_bytes}}));
-  // Reserve the copy and the float call's scratch together, so that call does not move it.
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
+  if (fixed_map) return run_narrow_evaluation(config, args, layout, plan, context, execution);
+  // Reserve the copy and the float call's scratch together, so that call does not move it.
   const std::size_t prefix = detail::aligned_bytes<C>(count);
   unsigned char* base = nullptr;
   NORMNORM_RETURN_IF_ERROR(

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "normnorm/api.hpp"
+#include "normnorm/storage.hpp"
 #include "normnorm/detail/target_namespace.hpp"
 
 namespace normnorm {
@@ -84,16 +85,19 @@ inline void prepare_evaluation(const LayerConfig& config, Span<const T> weight, 
   detail::raise_if_error(try_prepare_evaluation(config, weight, bias, running, cache));
 }
 
-// args.output = the layer in evaluation mode, from a prepared cache.
+// args.output = the layer in evaluation mode, from a prepared cache. T is the tensors'
+// storage type (storage.hpp); the cache is in its compute type. A 2-byte type is
+// widened and rounded in blocks inside the kernel: still no allocation.
 template <class T>
-inline Status try_evaluate(const LayerConfig& config, const EvaluateArgs<T>& args, const EvaluationCache<T>& cache,
-                           const Execution& execution = {}) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "normnorm supports float and double");
+inline Status try_evaluate(const LayerConfig& config, const EvaluateArgs<T>& args,
+                           const EvaluationCache<compute_t<T>>& cache, const Execution& execution = {}) {
+  static_assert(storage_traits<T>::supported, "normnorm supports float, double, Eigen::bfloat16 and Eigen::half");
+  using C = compute_t<T>;
   NORMNORM_RETURN_IF_ERROR(detail::validate_prepared_config(config));
   if (!cache.ready) return detail::fail(config, "the evaluation cache is not prepared (prepare_evaluation)");
   const std::string difference = detail::config_difference(cache.config, config);
   if (!difference.empty()) return detail::fail(config, "the evaluation cache was prepared for another config (" + difference + ")");
-  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<T>(config, args.shape));
+  NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
   detail::EnginePlan plan;
   NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, true, plan));
   if (!args.input) return detail::fail(config, "input is null");
@@ -101,14 +105,17 @@ inline Status try_evaluate(const LayerConfig& config, const EvaluateArgs<T>& arg
   const index_t bytes = plan.layout.num_elements() * static_cast<index_t>(sizeof(T));
   if (detail::partly_overlap(args.output, bytes, args.input, bytes))
     return detail::fail(config, "output partly overlaps input (only exactly the same buffer is allowed)");
-  const engine::Kernels<T>* kernels = nullptr;
-  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
-  kernels->evaluate(plan.layout, args.input, args.output, cache, execution.device);
+  const engine::Kernels<C>* kernels = nullptr;
+  NORMNORM_RETURN_IF_ERROR(engine::select_kernels<C>(execution.simd_path, kernels));
+  if constexpr (is_narrow_storage<T>)
+    kernels->evaluate_narrow(plan.layout, args.input, args.output, cache, execution.device);
+  else
+    kernels->evaluate(plan.layout, args.input, args.output, cache, execution.device);
   return {};
 }
 
 template <class T>
-inline void evaluate(const LayerConfig& config, const EvaluateArgs<T>& args, const EvaluationCache<T>& cache,
+inline void evaluate(const LayerConfig& config, const EvaluateArgs<T>& args, const EvaluationCache<compute_t<T>>& cache,
                      const Execution& execution = {}) {
   detail::raise_if_error(try_evaluate(config, args, cache, execution));
 }

@@ -58,8 +58,9 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
                                 .bytes;
   if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<C>(config.options, forward_plan.layout);
   if constexpr (is_narrow_storage<T>) {
+    // (Evaluation with running statistics widens in blocks on the stack: no copy.)
     const std::size_t widened = detail::aligned_bytes<C>(forward_plan.layout.num_elements());
-    plan.forward_workspace += widened;
+    if (!flow.fixed_map) plan.forward_workspace += widened;
     plan.backward_workspace += 2 * widened;
   }
   return {};

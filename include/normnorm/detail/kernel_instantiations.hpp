@@ -30,11 +30,20 @@
   prefix template void engine::apply_evaluation<T, Arch>(const Layout&, const T*, T*, const EvaluationCache<T>&, \
                                                          const engine::Workers&);
 
+// 2-byte storage's evaluation (float compute).
+#define NORMNORM_NARROW_KERNELS_OF(prefix, Arch)                                                                    \
+  prefix template void engine::apply_evaluation_narrow<Eigen::bfloat16, Arch>(                                    \
+      const Layout&, const Eigen::bfloat16*, Eigen::bfloat16*, const EvaluationCache<float>&, const engine::Workers&); \
+  prefix template void engine::apply_evaluation_narrow<Eigen::half, Arch>(                                        \
+      const Layout&, const Eigen::half*, Eigen::half*, const EvaluationCache<float>&, const engine::Workers&);
+
 #define NORMNORM_ALL_KERNELS(prefix)                           \
   NORMNORM_KERNELS_OF(prefix, float, math::scalar_arch)        \
   NORMNORM_KERNELS_OF(prefix, double, math::scalar_arch)       \
   NORMNORM_KERNELS_OF(prefix, float, xsimd::default_arch)      \
-  NORMNORM_KERNELS_OF(prefix, double, xsimd::default_arch)
+  NORMNORM_KERNELS_OF(prefix, double, xsimd::default_arch)     \
+  NORMNORM_NARROW_KERNELS_OF(prefix, math::scalar_arch)        \
+  NORMNORM_NARROW_KERNELS_OF(prefix, xsimd::default_arch)
 
 #if defined(NORMNORM_EXTERN_TEMPLATES) && !defined(NORMNORM_DISPATCH_TARGET) && !defined(NORMNORM_COMPILING_KERNELS)
 namespace normnorm {

@@ -72,6 +72,11 @@ struct Kernels {
   void (*transpose_kernel)(const Transposition&, const T*, T*, bool, const Workers&) = nullptr;
   void (*fill_noise_kernel)(const NoiseSource<T>&, index_t first, index_t count, T* out) = nullptr;
   void (*evaluate_kernel)(const Layout&, const T*, T*, const EvaluationCache<T>&, const Workers&) = nullptr;
+  // 2-byte storage computed in T (float only; null for double).
+  void (*evaluate_bfloat16_kernel)(const Layout&, const Eigen::bfloat16*, Eigen::bfloat16*, const EvaluationCache<T>&,
+                                   const Workers&) = nullptr;
+  void (*evaluate_half_kernel)(const Layout&, const Eigen::half*, Eigen::half*, const EvaluationCache<T>&,
+                               const Workers&) = nullptr;
 
   template <class Caller = calling_target>
   Status forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx) const {
@@ -101,6 +106,15 @@ struct Kernels {
                 const Eigen::ThreadPoolDevice* device) const {
     evaluate_kernel(layout, x, out, cache, workers_on(device));
   }
+  // The same for tensors stored in a 2-byte type S (widened and rounded in blocks).
+  template <class S, class Caller = calling_target>
+  void evaluate_narrow(const Layout& layout, const S* x, S* out, const EvaluationCache<T>& cache,
+                       const Eigen::ThreadPoolDevice* device) const {
+    if constexpr (std::is_same_v<S, Eigen::bfloat16>)
+      evaluate_bfloat16_kernel(layout, x, out, cache, workers_on(device));
+    else
+      evaluate_half_kernel(layout, x, out, cache, workers_on(device));
+  }
 };
 
 // One instruction set's kernels, for both value types.
@@ -126,7 +140,13 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 
 template <class T, class Arch>
 inline Kernels<T> kernels_of() {
-  return {&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>, &apply_evaluation<T, Arch>};
+  Kernels<T> kernels{&forward<T, Arch>, &backward<T, Arch>, &transpose<T, Arch>, &fill_noise<T, Arch>,
+                     &apply_evaluation<T, Arch>};
+  if constexpr (std::is_same_v<T, float>) {
+    kernels.evaluate_bfloat16_kernel = &apply_evaluation_narrow<Eigen::bfloat16, Arch>;
+    kernels.evaluate_half_kernel = &apply_evaluation_narrow<Eigen::half, Arch>;
+  }
+  return kernels;
 }
 
 template <class Arch>

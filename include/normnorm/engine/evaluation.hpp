@@ -9,6 +9,7 @@
 // Rows of the (N, C) form run across channels (each lane its own channel), so
 // BatchNormalNorm1d vectorizes too.
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -18,6 +19,7 @@
 #include "normnorm/engine/traversal.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/running_stats.hpp"
+#include "normnorm/storage.hpp"
 #include "normnorm/detail/target_namespace.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
@@ -184,6 +186,61 @@ inline void apply_evaluation(const Layout& layout, const T* x, T* out, const Eva
                });
 }
 
+// 2-byte storage (Eigen::bfloat16, Eigen::half) through the float maps: each run or
+// row is widened into a block on the stack, mapped there, and rounded back, so the
+// tensors are read and written once at their own width, with no full-size copy and
+// no allocation. Bit for bit apply_evaluation<float> on the widened input, rounded once.
+template <class S, class Arch>
+inline void apply_evaluation_narrow(const Layout& layout, const S* x, S* out, const EvaluationCache<float>& cache,
+                                    const Workers& workers) {
+  constexpr index_t block = 256;
+  const index_t channels = layout.channels;
+  const float* base = cache.constants.data();
+  const ChannelMaps<float> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
+                                base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels,
+                                cache.any_log};
+  const index_t row = layout.sample_stride();
+  if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
+    parallel_for(workers, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(S))), 15.0 * double(row),
+                 [&](index_t n) {
+                   alignas(64) float values[block];
+                   for (index_t first = 0; first < channels; first += block) {
+                     const index_t count = std::min(block, channels - first);
+                     ::normnorm::detail::widen(x + n * row + first, values, count);
+                     math::for_each_lane<float, Arch>(count, [&](auto zero, index_t i) {
+                       using V = decltype(zero);
+                       math::store(values + i, apply_channel_map(math::load<V>(values + i), maps, first + i, true));
+                     });
+                     ::normnorm::detail::narrow(static_cast<const float*>(values), out + n * row + first, count);
+                   }
+                 });
+    return;
+  }
+  const float* tables = cache.polynomial_tables.empty() ? nullptr : cache.polynomial_tables.data();
+  const index_t length = layout.inner;
+  const double cycles_per_element = tables ? 3.0 : 15.0;
+  parallel_for(workers, layout.outer * channels, 2.0 * double(length * static_cast<index_t>(sizeof(S))),
+               cycles_per_element * double(length), [&](index_t item) {
+                 const index_t n = item / channels, c = item % channels;
+                 const index_t offset = n * row + c * length;
+                 const bool polynomial = tables && pm::covers_lambda(cache.lambda[static_cast<std::size_t>(c)]);
+                 alignas(64) float values[block];
+                 for (index_t first = 0; first < length; first += block) {
+                   const index_t count = std::min(block, length - first);
+                   ::normnorm::detail::widen(x + offset + first, values, count);
+                   if (polynomial) {
+                     evaluate_run_with_polynomial<Arch>(values, values, count, maps, c, tables + c * pm::table_size);
+                   } else {
+                     math::for_each_lane<float, Arch>(count, [&](auto zero, index_t i) {
+                       using V = decltype(zero);
+                       math::store(values + i, apply_channel_map(math::load<V>(values + i), maps, c, false));
+                     });
+                   }
+                   ::normnorm::detail::narrow(static_cast<const float*>(values), out + offset + first, count);
+                 }
+               });
+}
+
 // Whether evaluation of this layout uses the polynomial map's tables: float, the
 // option on, and runs of one channel (not (N, C) rows).
 template <class T>
@@ -203,16 +260,25 @@ inline std::size_t evaluation_cache_bytes(const Options& options, const Layout& 
 // A forward's evaluation with running statistics: the per-group state for the
 // backward in ctx, then the map from ctx's cache (prepared by forward.hpp's
 // prepare_forward, in the caller's translation unit).
+// The per-group state a backward after an evaluation reads: the running statistics.
+template <class T>
+inline void record_running_stats(const Layout& layout, const Options& options, const RunningStats<T>& running,
+                                 SavedContext<T>& ctx) {
+  for (index_t c = 0; c < layout.channels; ++c) {
+    const auto i = static_cast<std::size_t>(c);
+    ctx.mean[i] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
+    ctx.var[i] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
+    ctx.rstd[i] = options.standardize ? 1.0 / std::sqrt(ctx.var[i] + options.eps) : 1.0;
+    ctx.lambda[i] = static_cast<double>(running.lambda[c]);
+    ctx.noise_scale[i] = 0.0;
+  }
+}
+
 template <class T, class Arch>
 inline void evaluate_with_running_stats(const Layout& layout, const Options& options, const T* x,
                                         const RunningStats<T>& running, T* out, SavedContext<T>& ctx,
                                         const Workers& workers) {
-  for (index_t c = 0; c < layout.channels; ++c) {
-    ctx.mean[static_cast<std::size_t>(c)] = options.standardize ? static_cast<double>(running.mean[c]) : 0.0;
-    ctx.var[static_cast<std::size_t>(c)] = options.standardize ? static_cast<double>(running.var[c]) : 1.0;
-    ctx.rstd[static_cast<std::size_t>(c)] = options.standardize ? 1.0 / std::sqrt(ctx.var[static_cast<std::size_t>(c)] + options.eps) : 1.0;
-    ctx.lambda[static_cast<std::size_t>(c)] = static_cast<double>(running.lambda[c]);
-  }
+  record_running_stats(layout, options, running, ctx);
   apply_evaluation<T, Arch>(layout, x, out, ctx.evaluation, workers);
 }
 

@@ -285,7 +285,6 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
   if (plan.fixed_map) {
     // A fixed per-element map: one pass (engine/evaluation.hpp).
     evaluate_with_running_stats<T, Arch>(layout, options, rq.x, rq.running, rq.out, ctx, workers);
-    for (index_t g = 0; g < groups; ++g) ctx.noise_scale[static_cast<std::size_t>(g)] = 0.0;
     ctx.valid = true;
     return no_failed_group;
   }

@@ -125,8 +125,7 @@ class NormalNormModule {
         }
         reading.lock();
       }
-      if constexpr (!is_narrow_storage<T>)
-        return try_evaluate(config_, EvaluateArgs<T>{input, shape, output, format}, cache_, execution_);
+      return try_evaluate(config_, EvaluateArgs<T>{input, shape, output, format}, cache_, execution_);
     }
     thread_local SavedContext<C> scratch;
     ForwardArgs<T> args;
@@ -220,10 +219,7 @@ class NormalNormModule {
     return {values.data(), static_cast<index_t>(values.size())};
   }
   static Span<C> span_of(std::vector<C>& values) { return {values.data(), static_cast<index_t>(values.size())}; }
-  // (Prepared evaluation takes float and double tensors: a 2-byte module evaluates by forward.)
-  bool uses_evaluation_cache() const {
-    return !is_narrow_storage<T> && config_.has_running_stats() && config_.options.power_transform;
-  }
+  bool uses_evaluation_cache() const { return config_.has_running_stats() && config_.options.power_transform; }
   RunningStats<C> const_running_view() const { return const_cast<NormalNormModule*>(this)->running_view(); }
   bool cache_current() const {
     return cache_.ready && engine::evaluation_cache_current(cache_, config_.options, config_.num_running(), affine_data(weight_),
