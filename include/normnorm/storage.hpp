@@ -7,8 +7,9 @@
 //
 // For a 2-byte type the API widens the input into the context's workspace, runs the
 // float engine there, and rounds the result to nearest even on the way out
-// (api.hpp); the result is bit for bit the float computation on the widened input,
-// rounded once. The conversions are vectorizable loops that give exactly Eigen's
+// (api.hpp); evaluation with running statistics widens and rounds in stack blocks
+// inside the kernel instead (engine/evaluation.hpp). Either way the result is bit for
+// bit the float computation on the widened input, rounded once. The conversions are vectorizable loops that give exactly Eigen's
 // results (F16C for half where Eigen itself uses it).
 
 #include <cstdint>
