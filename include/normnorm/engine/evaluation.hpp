@@ -141,6 +141,14 @@ inline void prepare_evaluation(EvaluationCache<T>& cache, const Options& options
   cache.ready = true;
 }
 
+// The cache's nine per-channel arrays (prepare_evaluation's order) as ChannelMaps.
+template <class T>
+inline ChannelMaps<T> channel_maps_of(const EvaluationCache<T>& cache, index_t channels) {
+  const T* base = cache.constants.data();
+  return {base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
+          base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels, cache.any_log};
+}
+
 // out = each channel's folded map of x: reads only the cache, writes only out.
 // Rows of (N, C) (inner 1) run their lanes across channels; runs of one channel
 // take the polynomial map where the cache has tables and covers the channel's lambda.
@@ -148,10 +156,7 @@ template <class T, class Arch>
 inline void apply_evaluation(const Layout& layout, const T* x, T* out, const EvaluationCache<T>& cache,
                              const Workers& workers) {
   const index_t channels = layout.channels;
-  const T* base = cache.constants.data();
-  const ChannelMaps<T> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
-                            base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels,
-                            cache.any_log};
+  const ChannelMaps<T> maps = channel_maps_of(cache, channels);
   const index_t row = layout.sample_stride();
   if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
     parallel_for(workers, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(T))), 15.0 * double(row),
@@ -195,10 +200,7 @@ inline void apply_evaluation_narrow(const Layout& layout, const S* x, S* out, co
                                     const Workers& workers) {
   constexpr index_t block = 256;
   const index_t channels = layout.channels;
-  const float* base = cache.constants.data();
-  const ChannelMaps<float> maps{base, base + channels, base + 2 * channels, base + 3 * channels, base + 4 * channels,
-                                base + 5 * channels, base + 6 * channels, base + 7 * channels, base + 8 * channels,
-                                cache.any_log};
+  const ChannelMaps<float> maps = channel_maps_of(cache, channels);
   const index_t row = layout.sample_stride();
   if (layout.inner == 1) {  // (N, C) rows: lanes run across channels
     parallel_for(workers, layout.outer, 2.0 * double(row * static_cast<index_t>(sizeof(S))), 15.0 * double(row),
