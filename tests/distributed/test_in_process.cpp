@@ -108,6 +108,24 @@ TEMPLATE_TEST_CASE("distributed in process: the scalar path matches one process 
   }
 }
 
+TEMPLATE_TEST_CASE("distributed in process: kept noise (Execution::keep_noise) matches one process", "[distributed]",
+                   float, double) {
+  Execution keep;
+  keep.keep_noise = true;  // each rank keeps its own slice's draws, at its local offsets
+  for (const nd::Case& c : nd::cases(3)) {
+    std::vector<nd::Errors> results(3);
+    const auto errors = on_ranks(3, [&](const InProcessReducer& reducer) {
+      results[static_cast<std::size_t>(reducer.rank())] = nd::check_rank<TestType>(c, reducer, keep);
+    });
+    for (int r = 0; r < 3; ++r) {
+      INFO(c.name << " rank " << r << ": " << results[static_cast<std::size_t>(r)].to_string());
+      REQUIRE(errors[static_cast<std::size_t>(r)] == "");
+      CHECK(results[static_cast<std::size_t>(r)].max() <= nd::tolerance<TestType>());
+      CHECK(results[static_cast<std::size_t>(r)].running_identical_on_ranks);
+    }
+  }
+}
+
 TEST_CASE("distributed in process: near-constant data far from zero recentre on every rank", "[distributed]") {
   // float values 1e6 + 0.05 z in runs of 1024: the float lane sums of the first pass put
   // the first mean off by more than the spread, so stage 2' runs (one more collective),
