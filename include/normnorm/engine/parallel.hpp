@@ -38,9 +38,10 @@ struct Workers {
   NORMNORM_ALWAYS_INLINE int slot() const { return device ? slot_of_device(*device) : 0; }
 };
 
-// How many per-thread scratch slots a call on `device` needs (Workers::slot).
+// How many per-thread scratch slots a call on `device` needs (Workers::slot): every
+// thread of its pool may run work, whatever numThreads() the device was given.
 inline index_t worker_slots(const Eigen::ThreadPoolDevice* device) {
-  return device ? static_cast<index_t>(device->numThreads()) + 1 : 1;
+  return device ? static_cast<index_t>(device->numThreadsInPool()) + 1 : 1;
 }
 
 NORMNORM_TARGET_NAMESPACE_BEGIN
