@@ -58,17 +58,23 @@ at::Tensor batch_form(bool two_d, const at::Tensor& input, int64_t num_features,
   return normal_norm(config, input, weight, bias, running, training);
 }
 
-#define NORMNORM_BATCH_OP(name, two_d)                                                                                \
-  at::Tensor name(const at::Tensor& input, int64_t num_features, const c10::optional<at::Tensor>& weight,          \
-                  const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,             \
-                  const c10::optional<at::Tensor>& running_var, const c10::optional<at::Tensor>& running_lmbda,     \
-                  const c10::optional<at::Tensor>& running_norm, const c10::optional<at::Tensor>& num_batches_tracked, \
-                  bool training, double eps, c10::optional<double> momentum, double noise_train, int64_t order,    \
-                  double alpha, bool standardize, bool power_transform, c10::string_view estimator,                \
-                  int64_t newton_iterations, c10::string_view evaluation_map) {                                     \
-    return batch_form(two_d, input, num_features, weight, bias, running_mean, running_var, running_lmbda, running_norm,            \
-                      num_batches_tracked, training, eps, momentum, noise_train, order, alpha, standardize,          \
-                      power_transform, estimator, newton_iterations, evaluation_map);                               \
+// The batch ops' parameters after `input`, and their names, shared by the plain and the
+// synchronized ops.
+#define NORMNORM_BATCH_PARAMETERS                                                                                    \
+  int64_t num_features, const c10::optional<at::Tensor>&weight, const c10::optional<at::Tensor>&bias,             \
+      const c10::optional<at::Tensor>&running_mean, const c10::optional<at::Tensor>&running_var,                  \
+      const c10::optional<at::Tensor>&running_lmbda, const c10::optional<at::Tensor>&running_norm,                \
+      const c10::optional<at::Tensor>&num_batches_tracked, bool training, double eps,                             \
+      c10::optional<double> momentum, double noise_train, int64_t order, double alpha, bool standardize,          \
+      bool power_transform, c10::string_view estimator, int64_t newton_iterations, c10::string_view evaluation_map
+#define NORMNORM_BATCH_ARGUMENTS                                                                                     \
+  num_features, weight, bias, running_mean, running_var, running_lmbda, running_norm, num_batches_tracked, training, \
+      eps, momentum, noise_train, order, alpha, standardize, power_transform, estimator, newton_iterations,        \
+      evaluation_map
+
+#define NORMNORM_BATCH_OP(name, two_d)                                                 \
+  at::Tensor name(const at::Tensor& input, NORMNORM_BATCH_PARAMETERS) {                \
+    return batch_form(two_d, input, NORMNORM_BATCH_ARGUMENTS);                         \
   }
 NORMNORM_BATCH_OP(batch_normal_norm_1d, false)
 NORMNORM_BATCH_OP(batch_normal_norm_2d, true)
@@ -76,23 +82,17 @@ NORMNORM_BATCH_OP(batch_normal_norm_2d, true)
 
 // The batch forms over a batch split across the ranks of a process group (the Python
 // side passes a torch.distributed group as the ScriptObject made by _process_group).
-#define NORMNORM_SYNC_BATCH_OP(name, two_d)                                                                          \
-  at::Tensor name(const at::Tensor& input, int64_t num_features, const c10::optional<at::Tensor>& weight,          \
-                  const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& running_mean,             \
-                  const c10::optional<at::Tensor>& running_var, const c10::optional<at::Tensor>& running_lmbda,     \
-                  const c10::optional<at::Tensor>& running_norm, const c10::optional<at::Tensor>& num_batches_tracked, \
-                  bool training, double eps, c10::optional<double> momentum, double noise_train, int64_t order,    \
-                  double alpha, bool standardize, bool power_transform, c10::string_view estimator,                \
-                  int64_t newton_iterations, c10::string_view evaluation_map,                                      \
-                  const c10::intrusive_ptr<c10d::ProcessGroup>& process_group) {                                   \
-    TORCH_CHECK(process_group, "normnorm: " #name ": the process group is None");                                  \
-    return batch_form(two_d, input, num_features, weight, bias, running_mean, running_var, running_lmbda,          \
-                      running_norm, num_batches_tracked, training, eps, momentum, noise_train, order, alpha,       \
-                      standardize, power_transform, estimator, newton_iterations, evaluation_map, process_group);   \
+#define NORMNORM_SYNC_BATCH_OP(name, two_d)                                                                        \
+  at::Tensor name(const at::Tensor& input, NORMNORM_BATCH_PARAMETERS,                                             \
+                  const c10::intrusive_ptr<c10d::ProcessGroup>& process_group) {                                 \
+    TORCH_CHECK(process_group, "normnorm: " #name ": the process group is None");                                \
+    return batch_form(two_d, input, NORMNORM_BATCH_ARGUMENTS, process_group);                                    \
   }
 NORMNORM_SYNC_BATCH_OP(sync_batch_normal_norm_1d, false)
 NORMNORM_SYNC_BATCH_OP(sync_batch_normal_norm_2d, true)
 #undef NORMNORM_SYNC_BATCH_OP
+#undef NORMNORM_BATCH_ARGUMENTS
+#undef NORMNORM_BATCH_PARAMETERS
 
 at::Tensor layer_normal_norm(const at::Tensor& input, at::IntArrayRef normalized_shape,
                              const c10::optional<at::Tensor>& weight, const c10::optional<at::Tensor>& bias,
