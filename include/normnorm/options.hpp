@@ -16,7 +16,8 @@ enum class Form { batch_1d, batch_2d, layer, group, instance_2d, batch_3d, insta
 // statistics where the form has them.
 enum class Mode { train, eval };
 
-// How a group's lambda is estimated (docs/lambda-search.md).
+// How a group's lambda is estimated (docs/lambda-search.md). Each is a file in
+// estimators/, listed once in estimators/registry.hpp.
 enum class LambdaEstimator {
   newton_step,    // the paper's: one Newton step from lambda = 1 on its approximate NLL (order 2)
   gradient_step,  // the paper's order 1: one gradient step (the same as order = 1)
@@ -79,29 +80,5 @@ inline const char* form_name(Form form) {
   }
   return "NormalNorm";
 }
-
-// Called by the kernels: per instruction set (detail/target_namespace.hpp).
-NORMNORM_TARGET_NAMESPACE_BEGIN
-// The paper's gradient step: estimator gradient_step, or order 1 with the default estimator.
-inline bool uses_gradient_step(const Options& options) {
-  return options.estimator == LambdaEstimator::gradient_step ||
-         (options.estimator == LambdaEstimator::newton_step && options.order == 1);
-}
-// newton(k) and exact search the profile likelihood (math/lambda_search.hpp).
-inline bool searches_lambda(const Options& options) {
-  return options.estimator == LambdaEstimator::newton || options.estimator == LambdaEstimator::exact;
-}
-
-inline const char* estimator_name(LambdaEstimator estimator) {
-  switch (estimator) {
-    case LambdaEstimator::newton_step: return "newton_step";
-    case LambdaEstimator::gradient_step: return "gradient_step";
-    case LambdaEstimator::newton: return "newton";
-    case LambdaEstimator::exact: return "exact";
-  }
-  return "unknown";
-}
-
-NORMNORM_TARGET_NAMESPACE_END
 
 }  // namespace normnorm

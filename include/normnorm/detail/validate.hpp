@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "normnorm/estimators/registry.hpp"
 #include "normnorm/layer_config.hpp"
 #include "normnorm/status.hpp"
 
@@ -36,14 +37,10 @@ inline Status validate_options(const LayerConfig& config) {
   if (o.momentum && !(*o.momentum >= 0.0 && *o.momentum <= 1.0))
     return fail(config, "momentum must be in [0, 1] (or none for the cumulative average), got " + std::to_string(*o.momentum));
   if (o.order != 1 && o.order != 2) return fail(config, "order must be 1 or 2, got " + std::to_string(o.order));
-  const int estimator = static_cast<int>(o.estimator);
-  if (estimator < 0 || estimator > static_cast<int>(LambdaEstimator::exact))
-    return fail(config, "estimator must be newton_step, gradient_step, newton or exact, got " + std::to_string(estimator));
+  if (const auto refused = estimators::check(o)) return fail(config, *refused);
   const int map = static_cast<int>(o.evaluation_map);
   if (map < 0 || map > static_cast<int>(EvaluationMap::polynomial))
     return fail(config, "evaluation_map must be exact or polynomial, got " + std::to_string(map));
-  if (o.estimator == LambdaEstimator::newton && (o.newton_iterations < 1 || o.newton_iterations > 16))
-    return fail(config, "newton_iterations must be in [1, 16], got " + std::to_string(o.newton_iterations));
   if (config.form == Form::layer) {
     if (config.normalized_shape.rank() == 0) return fail(config, "normalized_shape must have at least one axis");
     index_t count = 1;

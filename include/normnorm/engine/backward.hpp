@@ -26,6 +26,7 @@
 #include "normnorm/engine/reduction.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
+#include "normnorm/estimators/registry.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/detail/target_namespace.hpp"
 
@@ -62,13 +63,10 @@ inline math::LambdaSensitivity<T> sensitivity_of(const SavedContext<T>& ctx, con
                                                  bool lambda_has_gradient) {
   math::LambdaSensitivity<T> k;
   if (!lambda_has_gradient) return k;
-  const double denominator = ctx.g2[static_cast<std::size_t>(g)] + std::sqrt(options.eps);
-  if (uses_gradient_step(options)) {
-    k.k_g1 = T(-options.alpha);
-  } else {
-    k.k_g1 = T(-options.alpha / denominator);
-    k.k_g2 = T(options.alpha * ctx.g1[static_cast<std::size_t>(g)] / (denominator * denominator));
-  }
+  const auto gi = static_cast<std::size_t>(g);
+  const estimators::Sensitivity of_moments = estimators::sensitivity_from(options, {ctx.g1[gi], ctx.g2[gi]});
+  k.k_g1 = T(of_moments.k_g1);
+  k.k_g2 = T(of_moments.k_g2);
   k.A = T(ctx.mean_hd[static_cast<std::size_t>(g)]);
   k.D = T(ctx.mean_d[static_cast<std::size_t>(g)]);
   return k;
@@ -103,9 +101,9 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
   const T rstd = standardize.rstd;
   const auto transform = math::PowerTransform<T>::make(ctx.lambda[static_cast<std::size_t>(g)], std::sqrt(options.eps), options.power_transform);
   const auto sensitivity = sensitivity_of(ctx, options, g, lambda_has_gradient);
-  // newton(k) / exact: d lambda / d h_j from the search's trace (times M, to match
+  // Searching estimators: d lambda / d h_j from the search's trace (times M, to match
   // lambda_sensitivity's scaling).
-  const bool searched = lambda_has_gradient && searches_lambda(options);
+  const bool searched = lambda_has_gradient && estimators::reads_group_values(options);
   const math::LambdaTrace<T>* trace = searched ? &ctx.lambda_traces[static_cast<std::size_t>(g)] : nullptr;
   auto lambda_sensitivity = [&](const auto& m) {
     using V = std::decay_t<decltype(m.h)>;

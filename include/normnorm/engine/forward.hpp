@@ -17,6 +17,7 @@
 #include "normnorm/engine/reduction.hpp"
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/statistics.hpp"
+#include "normnorm/estimators/registry.hpp"
 #include "normnorm/running_stats.hpp"
 #include "normnorm/status.hpp"
 #include "normnorm/detail/target_namespace.hpp"
@@ -65,7 +66,7 @@ struct ForwardPlan {
     plan.noisy = plan.training && options.power_transform && options.noise_train > 0;
     plan.need_spread = plan.training && options.power_transform && (plan.noisy || plan.update_running);
     plan.fixed_map = plan.use_running && options.power_transform;  // engine/evaluation.hpp
-    plan.search = options.power_transform && !plan.use_running && searches_lambda(options);
+    plan.search = options.power_transform && !plan.use_running && estimators::reads_group_values(options);
     return plan;
   }
 };
@@ -173,7 +174,7 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
   if (update_running) update_running_group(rq, ctx, g, spread, factor, group_size);
 }
 
-// Estimators newton and exact: the standardized input, group-interleaved
+// Searching estimators (newton(k), exact): the standardized input, group-interleaved
 // (value j of group g at j * groups + g), then math::search_lambda over it. Each
 // group's trace stays in the context for the backward.
 template <class T, class Arch>
@@ -199,10 +200,7 @@ inline void search_lambdas(const ForwardRequest<T>& rq, SavedContext<T>& ctx, co
         for (index_t k = 0; k < count; ++k) out[k] = standardize[k](rows[k][i]);
     }
   });
-  math::LambdaSearchSettings settings;
-  settings.kind = rq.options.estimator == LambdaEstimator::exact ? math::LambdaSearchKind::exact
-                                                                  : math::LambdaSearchKind::newton;
-  settings.newton_steps = rq.options.newton_iterations;
+  const math::LambdaSearchSettings settings = estimators::search_settings(rq.options);
   math::search_lambda_unchecked<T, Arch>(interleaved, size, groups, settings, ctx.lambda_traces.data());
   for (index_t g = 0; g < groups; ++g) ctx.lambda[static_cast<std::size_t>(g)] = ctx.lambda_traces[static_cast<std::size_t>(g)].lambda;
 }

@@ -9,6 +9,7 @@
 
 #include "normnorm/engine/standardize.hpp"
 #include "normnorm/engine/traversal.hpp"
+#include "normnorm/estimators/registry.hpp"
 #include "normnorm/math/yeo_johnson.hpp"
 #include "normnorm/options.hpp"
 #include "normnorm/detail/target_namespace.hpp"
@@ -46,7 +47,7 @@ inline bool transform_overflows(double lambda, double max_h, double max_minus_h,
 // Lambda from the group means of the per-element terms (docs/math.md):
 //   A = mean(h d), S = mean(s L), g1 = A - S,
 //   D = mean(d), B = mean(h e) + mean((d - D)^2), g2 = B - 2 A^2,
-//   lambda = 1 - alpha g1 / (g2 + sqrt(eps))  (order 2),  1 - alpha g1  (order 1).
+// then lambda from g1 and g2 by the options' estimator (estimators/).
 inline void estimate_lambda(const Options& options, double sum_hd, double sum_sL, double sum_d, double sum_dd,
                             double sum_he, double group_size, GroupStatistics& stats) {
   const double A = sum_hd / group_size;
@@ -58,10 +59,7 @@ inline void estimate_lambda(const Options& options, double sum_hd, double sum_sL
   stats.mean_d = D;
   stats.g1 = A - S;
   stats.g2 = B - 2.0 * A * A;
-  if (uses_gradient_step(options))
-    stats.lambda = 1.0 - options.alpha * stats.g1;
-  else
-    stats.lambda = 1.0 - options.alpha * stats.g1 / (stats.g2 + std::sqrt(options.eps));
+  stats.lambda = estimators::lambda_from(options, {stats.g1, stats.g2});
 }
 
 template <class T, class Arch>
@@ -131,8 +129,8 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
       }
       return h;
     };
-    if (searches_lambda(options)) {
-      // newton(k) and exact search afterwards, over all groups at once: this pass only
+    if (estimators::reads_group_values(options)) {
+      // Searching estimators (newton(k), exact) run afterwards, over all groups at once: this pass only
       // takes the extremes (and sum(h), for non-finite input when standardize is off).
       const auto sums = reduce_group<T, Arch, 1>(layout, group, [&](auto zero, index_t p, auto& acc) {
         using V = decltype(zero);

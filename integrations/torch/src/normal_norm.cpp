@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -341,12 +342,9 @@ at::Tensor normal_norm(const LayerConfig& config, const at::Tensor& input, const
 }
 
 LambdaEstimator parse_estimator(const std::string& name) {
-  if (name == "newton_step") return LambdaEstimator::newton_step;
-  if (name == "gradient_step") return LambdaEstimator::gradient_step;
-  if (name == "newton") return LambdaEstimator::newton;
-  if (name == "exact") return LambdaEstimator::exact;
-  TORCH_CHECK(false, "normnorm: estimator must be newton_step, gradient_step, newton or exact, got '", name, "'");
-  return LambdaEstimator::newton_step;
+  const std::optional<LambdaEstimator> estimator = estimators::from_name(name);
+  TORCH_CHECK(estimator.has_value(), "normnorm: estimator must be ", estimators::names(), ", got '", name, "'");
+  return *estimator;
 }
 
 EvaluationMap parse_evaluation_map(const std::string& name) {
