@@ -1,6 +1,7 @@
 // lane_math: what the kernels' per-element work costs on its own, in ns per element,
 // with the library's own lane functions at the build's instruction set
-// (xsimd::default_arch: what -march=native gives). The per-element ceiling of
+// (xsimd::default_arch: what -march=native gives; normnorm_bench_dispatch, built without
+// -m flags, runs these rows on baseline SSE2, not dispatched). The per-element ceiling of
 // docs/benchmarks.md ("The per-element ceiling on this machine") is computed from
 // these rows. Names:
 //
