@@ -95,3 +95,36 @@ TEST_CASE("psi_l is continuous where its series takes over", "[math]") {
     CHECK(below == Approx(above).epsilon(1e-7));
   }
 }
+
+TEMPLATE_TEST_CASE("psi_h keeps its relative accuracy on both sides of t = -1, lane by lane", "[simd][math]", float,
+                   double) {
+  // psi_h = exp(t) / (1 + a), t = et L: from expm1(t) + 1 where t >= -1, from exp(t)
+  // below, where expm1(t) + 1 loses its digits. Each batch mixes both kinds of lanes.
+  using T = TestType;
+  using B = xsimd::batch<T>;
+  constexpr std::size_t width = B::size;
+  const double c = std::sqrt(1e-5);
+  // t's own rounding (L's and the exponent's) carries over into exp(t) times |t|.
+  const double tol = sizeof(T) == 8 ? 4e-15 : 6e-7;
+  for (double lambda : {-1.5, -0.2, 2.6, 3.0}) {
+    const auto pt = math::PowerTransform<T>::make(lambda, c, true);
+    // The side with the negative exponent: h >= 0 when lambda < 0, h < 0 when lambda > 2.
+    const double sign = lambda < 0 ? 1.0 : -1.0;
+    const double exponent = lambda < 0 ? lambda - c : 2.0 - lambda - c;
+    for (double far : {3.0, 30.0, 3e4, 3e7}) {
+      alignas(64) T h[width], psi_h[width];
+      for (std::size_t l = 0; l < width; ++l) h[l] = T(sign * (l % 2 == 0 ? 0.05 * double(l + 1) : far * double(l)));
+      math::power_transform_derivatives(B::load_aligned(h), pt).psi_h.store_aligned(psi_h);
+      for (std::size_t l = 0; l < width; ++l) {
+        const long double a = std::fabs(static_cast<long double>(h[l]));
+        const long double want = std::exp(static_cast<long double>(exponent) * std::log1p(a)) / (1 + a);
+        const double t = exponent * std::log1p(double(a));
+        INFO("lambda " << lambda << " h " << h[l] << " t " << t);
+        const long double bound = tol * (1 + std::fabs(t)) * want;
+        CHECK(std::fabs(static_cast<long double>(psi_h[l]) - want) <= bound);
+        const T one = math::power_transform_derivatives(h[l], pt).psi_h;
+        CHECK(std::fabs(static_cast<long double>(one) - want) <= bound);
+      }
+    }
+  }
+}

@@ -190,8 +190,8 @@ template <> struct consts<float> {
   static constexpr float expm1_hi = 88.7229f;
   static constexpr float k_cap = 127.0f;
   static constexpr bool expm1_compensated = false;  // see expm1_fast
-  static constexpr std::size_t log1p_horner = 8;  // plain Horner
-  static constexpr std::size_t expm1_horner = 6;  // plain Horner
+  static constexpr std::size_t log1p_horner = 1;  // 1 Horner step, then an even/odd split (shorter chain)
+  static constexpr std::size_t expm1_horner = 1;  // likewise
   // log1p: Q degree 8 on f in [-0.25, 0.5]; weighted minimax error 4.5e-9 (2^-27.7).
   static constexpr float log1p_q[] = {
       -0.5f,                 0.3333340883255005f,   -0.2499975562095642f,
@@ -268,8 +268,12 @@ template <> struct consts<double> {
 //   1/log1p(f) for f > 0 (k = 0 there: relative error) and 1/(ln2 + log1p(f))
 //   for f < 0 (reached only with k >= 1, where the result is at least that).
 //   Weighted error of the rounded coefficients: 4.5e-9 (float), 5.9e-18 (double).
-//   Degree 19 is evaluated as 1 Horner step around an even/odd split (half
-//   the dependency chain, same accuracy); float is plain Horner.
+//   Both are evaluated as 1 Horner step around an even/odd split (half the
+//   dependency chain). Float was plain Horner until the chain proved to be what
+//   limits the fused transform (log1p then expm1 per element) on an AVX2 core,
+//   whose reorder window holds too few batches of the long chain: the split
+//   took that transform from 2.41 to 2.10 ns per element (AMD EPYC, float,
+//   docs/benchmarks.md) and the worst error from 0.915 to 0.951 ulp (FMA).
 //   Reconstruction: y = hi + lo, hi = fl(f + k ln2_hi) (k ln2_hi exact, ln2_hi
 //   has 16 / 42 bits), lo = f^2 Q(f) + k ln2_lo + err with err = the exact
 //   rounding error of hi (Fast2Sum). Without err, hi can land just above a
@@ -279,7 +283,7 @@ template <> struct consts<double> {
 // MEASURED maximum error (vs. log1pl in long double; ulp of the exact result;
 // FMA = GCC -march=native, which fuses; no-FMA = SSE2 build / clang -march=native):
 //   float, exhaustive over all 2^31 non-negative floats:
-//     [0, 1e4]: 0.92 ulp FMA, 0.96 no-FMA (worst near a = 0.48, f close to 1/2);
+//     [0, 1e4]: 0.95 ulp FMA, 0.96 no-FMA (worst near a = 0.48, f close to 1/2);
 //     [1e4, FLT_MAX]: 0.53 ulp.  Mean 0.07 ulp on [0, 1e4].
 //   double, 3e7 random (uniform, log-uniform, next to 1 + a = 1.5 2^k) per range:
 //     [0, 1e4]: 0.93 ulp FMA, 0.94 no-FMA (worst near a = 0.48 again);
@@ -373,8 +377,8 @@ NORMNORM_ALWAYS_INLINE V log1p_nonneg(const V& a) {
 //   expm1(r) ~= r + r^2 Q(r), Q of degree 6 (float) / 11 (double), q[0] = 1/2
 //   fixed, the rest by Remez exchange for minimum relative error over
 //   [-0.34658, 0.6935] (same script as log1p); relative error of the rounded
-//   coefficients 6.2e-10 (float), 1.1e-18 (double). Double: 3 Horner steps
-//   around an even/odd split.
+//   coefficients 6.2e-10 (float), 1.1e-18 (double). Float: 1 Horner step,
+//   double: 3, around an even/odd split (a shorter chain; see log1p_nonneg).
 //   Reconstruction: expm1(t) = 2^k (1 + r + r^2 Q + ce) - 1 summed as
 //   head - 2^k nq, head = fl(2^k r - fl(1 - 2^k)), nq = -(r^2 Q + ce). The
 //   double version also moves the rounding error of head (Fast2Sum) and the
@@ -384,7 +388,7 @@ NORMNORM_ALWAYS_INLINE V log1p_nonneg(const V& a) {
 //
 // MEASURED maximum error (vs. expm1l in long double; ulp of the exact result;
 // FMA / no-FMA builds as for log1p):
-//   float, exhaustive over every float: 1.30 ulp FMA, 1.31 no-FMA (worst just
+//   float, exhaustive over every float: 1.30 ulp FMA, 1.32 no-FMA (worst just
 //     past t = 17, where 1 - 2^25 rounds; see the code); |t| <= 1: 1.19;
 //     |t| >= 20: 1.16.  Mean 0.06 ulp on [-60, 60].
 //   double, 3e7 random (uniform, log-uniform, next to t = (k + 1/2) ln2) per range:

@@ -64,6 +64,13 @@ NORMNORM_ALWAYS_INLINE xsimd::batch<T, A> where(const xsimd::batch_bool<T, A>& m
   return xsimd::select(mask, a, b);
 }
 
+// Whether any lane of a mask is set (the mask itself for a scalar).
+NORMNORM_ALWAYS_INLINE bool any_lane(bool mask) { return mask; }
+template <class T, class A>
+NORMNORM_ALWAYS_INLINE bool any_lane(const xsimd::batch_bool<T, A>& mask) {
+  return xsimd::any(mask);
+}
+
 // Elementary functions: the scalar path calls the C library, the SIMD path xsimd.
 template <class V> NORMNORM_ALWAYS_INLINE V abs(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::abs(v); else return xsimd::abs(v); }
 template <class V> NORMNORM_ALWAYS_INLINE V log1p(const V& v) { if constexpr (std::is_arithmetic_v<V>) return std::log1p(v); else return xsimd::log1p(v); }

@@ -131,9 +131,16 @@ NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const
   const V t = et * m.L;
   const V em1 = expm1_of_exponent(t);
   V magnitude = em1 * inv_et;
-  // (1 + a)^(et - 1) = exp(t) / (1 + a), from exp itself: expm1(t) + 1 has no correct
-  // digits left once t is strongly negative (below about -16 in float).
-  V psi_h = math::exp(t) * m.inv_1pa;
+  // (1 + a)^(et - 1) = exp(t) / (1 + a). For t >= -1, expm1(t) + 1 is exp(t) within
+  // about 3 ulp (|expm1(t)| / exp(t) <= e - 1 amplifies expm1's error at most that
+  // much), and it saves an exp per element. Below, expm1(t) + 1 loses its digits (none
+  // are left under about -16 in float), so those lanes take exp itself; t < -1 needs a
+  // negative exponent (lambda > 2 on the negative side or < 0 on the other), so most
+  // batches never evaluate it.
+  V exp_t = em1 + V(T(1));
+  const auto far_negative = t < V(T(-1));
+  if (any_lane(far_negative)) exp_t = where(far_negative, math::exp(t), exp_t);
+  V psi_h = exp_t * m.inv_1pa;
   V psi_l = exponent_derivative<V, T>(t, m.L, em1, inv_et);
   if (pt.any_log()) {
     const auto log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log))) != V(T(0));

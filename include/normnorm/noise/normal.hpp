@@ -96,23 +96,44 @@ inline void normals_for_tile(std::uint64_t seed, std::uint64_t call, std::uint64
     return (xsimd::batch_cast<float>(xsimd::bitwise_cast<I>(w >> 9)) + F(0.5f)) * F(float(kTwoToMinus23));
   };
   alignas(64) static constexpr std::uint32_t lane_index[kTileLanes] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  for (std::size_t lane = 0; lane < kTileLanes; lane += width) {
-    // Block numbers b + lane in two 32-bit halves, built in registers (a scalar
-    // fill followed by a vector load would stall on store forwarding).
+  // The counter words of blocks first_block + lane + [0, width). Block numbers in
+  // two 32-bit halves, built in registers (a scalar fill followed by a vector load
+  // would stall on store forwarding).
+  const auto counters = [&](std::size_t lane, Words<A> (&c)[4]) {
     const std::uint64_t base = first_block + lane;
     const Words<A> base_low(low32(base));
-    Words<A> c0 = base_low + Words<A>::load_aligned(lane_index);
-    Words<A> c1 = xsimd::select(c0 < base_low, Words<A>(high32(base) + 1u), Words<A>(high32(base)));
-    Words<A> c2(low32(call)), c3(high32(call));
-    philox4x32_10_lanes(c0, c1, c2, c3, {low32(seed), high32(seed)});
-    const F radius01 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c0)));
-    const F radius23 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c2)));
-    const auto angle1 = sincos_two_pi(uniform(c1));  // (sin, cos)
-    const auto angle3 = sincos_two_pi(uniform(c3));
+    c[0] = base_low + Words<A>::load_aligned(lane_index);
+    c[1] = xsimd::select(c[0] < base_low, Words<A>(high32(base) + 1u), Words<A>(high32(base)));
+    c[2] = Words<A>(low32(call));
+    c[3] = Words<A>(high32(call));
+  };
+  // Box-Muller on the blocks' four words: draw k of a block goes to out[k * kTileLanes + lane].
+  const auto store_normals = [&](std::size_t lane, const Words<A> (&c)[4]) {
+    const F radius01 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c[0])));
+    const F radius23 = xsimd::sqrt(F(-2.0f) * xsimd::log(uniform(c[2])));
+    const auto angle1 = sincos_two_pi(uniform(c[1]));  // (sin, cos)
+    const auto angle3 = sincos_two_pi(uniform(c[3]));
     (radius01 * angle1.second).store_unaligned(out + 0 * kTileLanes + lane);
     (radius01 * angle1.first).store_unaligned(out + 1 * kTileLanes + lane);
     (radius23 * angle3.second).store_unaligned(out + 2 * kTileLanes + lane);
     (radius23 * angle3.first).store_unaligned(out + 3 * kTileLanes + lane);
+  };
+  std::size_t lane = 0;
+  // Two batches of blocks at a time where the tile holds them (AVX2, SSE2): the
+  // same draws, 11% fewer ns per draw on an AVX2 core (docs/benchmarks.md).
+  for (; lane + 2 * width <= kTileLanes; lane += 2 * width) {
+    Words<A> a[4], b[4];
+    counters(lane, a);
+    counters(lane + width, b);
+    philox4x32_10_lanes_pair(a, b, {low32(seed), high32(seed)});
+    store_normals(lane, a);
+    store_normals(lane + width, b);
+  }
+  for (; lane < kTileLanes; lane += width) {
+    Words<A> c[4];
+    counters(lane, c);
+    philox4x32_10_lanes(c[0], c[1], c[2], c[3], {low32(seed), high32(seed)});
+    store_normals(lane, c);
   }
 }
 

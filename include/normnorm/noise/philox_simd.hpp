@@ -30,9 +30,9 @@ inline void mul_hi_lo(const Words<A>& a, std::uint32_t m, Words<A>& hi, Words<A>
     const __m512i va = a, vm = _mm512_set1_epi32(static_cast<int>(m));
     const __m512i even = _mm512_mul_epu32(va, vm);                         // lanes 0, 2, 4, ...
     const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(va, 32), vm);  // lanes 1, 3, 5, ...
-    const __m512i low_half = _mm512_set1_epi64(0xFFFFFFFFll);
-    hi = _mm512_or_si512(_mm512_srli_epi64(even, 32), _mm512_andnot_si512(low_half, odd));
-    lo = _mm512_or_si512(_mm512_and_si512(even, low_half), _mm512_slli_epi64(odd, 32));
+    // Odd 32-bit lanes from `odd`, even ones from `even` (shifted into place): one blend each.
+    hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+    lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
     return;
   }
 #endif
@@ -41,9 +41,8 @@ inline void mul_hi_lo(const Words<A>& a, std::uint32_t m, Words<A>& hi, Words<A>
     const __m256i va = a, vm = _mm256_set1_epi32(static_cast<int>(m));
     const __m256i even = _mm256_mul_epu32(va, vm);
     const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(va, 32), vm);
-    const __m256i low_half = _mm256_set1_epi64x(0xFFFFFFFFll);
-    hi = _mm256_or_si256(_mm256_srli_epi64(even, 32), _mm256_andnot_si256(low_half, odd));
-    lo = _mm256_or_si256(_mm256_and_si256(even, low_half), _mm256_slli_epi64(odd, 32));
+    hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+    lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
     return;
   }
 #endif
@@ -82,6 +81,34 @@ inline void philox4x32_10_lanes(Words<A>& c0, Words<A>& c1, Words<A>& c2, Words<
     c1 = lo1;
     c2 = next2;
     c3 = lo0;
+    key[0] += kPhiloxKeyBump0;
+    key[1] += kPhiloxKeyBump1;
+  }
+}
+
+// The same on two independent sets of counters, round by round: each round's
+// instructions for both sets sit next to each other, so the core overlaps the two
+// chains of ten rounds (and the previous sets' Box-Muller) instead of waiting on
+// one. Each set's words are those of philox4x32_10_lanes.
+template <class A>
+inline void philox4x32_10_lanes_pair(Words<A> (&a)[4], Words<A> (&b)[4], PhiloxKey key) noexcept {
+  for (int round = 0; round < kPhiloxRounds; ++round) {
+    Words<A> hi0a(0u), lo0a(0u), hi1a(0u), lo1a(0u), hi0b(0u), lo0b(0u), hi1b(0u), lo1b(0u);
+    mul_hi_lo(a[0], kPhiloxMultiplier0, hi0a, lo0a);
+    mul_hi_lo(b[0], kPhiloxMultiplier0, hi0b, lo0b);
+    mul_hi_lo(a[2], kPhiloxMultiplier1, hi1a, lo1a);
+    mul_hi_lo(b[2], kPhiloxMultiplier1, hi1b, lo1b);
+    const Words<A> key0(key[0]), key1(key[1]);
+    const Words<A> next0a = hi1a ^ a[1] ^ key0, next0b = hi1b ^ b[1] ^ key0;
+    const Words<A> next2a = hi0a ^ a[3] ^ key1, next2b = hi0b ^ b[3] ^ key1;
+    a[0] = next0a;
+    b[0] = next0b;
+    a[1] = lo1a;
+    b[1] = lo1b;
+    a[2] = next2a;
+    b[2] = next2b;
+    a[3] = lo0a;
+    b[3] = lo0b;
     key[0] += kPhiloxKeyBump0;
     key[1] += kPhiloxKeyBump1;
   }
