@@ -43,6 +43,7 @@
 #include <random>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <normnorm/normnorm.hpp>
 #include <normnorm/engine/standardize.hpp>
@@ -136,6 +137,31 @@ void map_rows(benchmark::State& state, Input input, F f) {
     benchmark::DoNotOptimize(src);
     benchmark::DoNotOptimize(dst);
     for (index_t i = 0; i < n; i += w) f(B::load_aligned(src + i)).store_aligned(dst + i);
+    benchmark::ClobberMemory();
+  }
+  finish<T>(state, n);
+}
+
+// The same with two outputs: f(h) returns a pair of batches, stored to two arrays.
+template <class T, class F>
+void map_rows_to_two(benchmark::State& state, F f) {
+  using B = xsimd::batch<T, Arch>;
+  constexpr index_t w = static_cast<index_t>(B::size);
+  const index_t n = state.range(0);
+  Aligned<T> in(n), out1(n), out2(n);
+  fill(in, Input::normal, 1);
+  const T* src = in.data();
+  T* d1 = out1.data();
+  T* d2 = out2.data();
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(src);
+    benchmark::DoNotOptimize(d1);
+    benchmark::DoNotOptimize(d2);
+    for (index_t i = 0; i < n; i += w) {
+      const std::pair<B, B> two = f(B::load_aligned(src + i));
+      two.first.store_aligned(d1 + i);
+      two.second.store_aligned(d2 + i);
+    }
     benchmark::ClobberMemory();
   }
   finish<T>(state, n);
@@ -286,33 +312,17 @@ void power_transform_rows(benchmark::State& state) {
 template <class T>
 void min_backward_rows(benchmark::State& state) {
   using B = xsimd::batch<T, Arch>;
-  constexpr index_t w = static_cast<index_t>(B::size);
-  const index_t n = state.range(0);
   const auto pt = opaque_transform<T>();
-  Aligned<T> in(n), out1(n), out2(n);
-  fill(in, Input::normal, 1);
-  const T* src = in.data();
-  T* d1 = out1.data();
-  T* d2 = out2.data();
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(src);
-    benchmark::DoNotOptimize(d1);
-    benchmark::DoNotOptimize(d2);
-    for (index_t i = 0; i < n; i += w) {
-      const B h = B::load_aligned(src + i);
-      const auto nonneg = h >= B(T(0));
-      const B a = xsimd::abs(h);
-      const B L = nm::log1p_nonneg(a);
-      const B r = B(T(1)) / (B(T(1)) + a);
-      const B et = xsimd::select(nonneg, B(pt.nonneg.exponent), B(pt.neg.exponent));
-      const B inv_et = xsimd::select(nonneg, B(pt.nonneg.inv_exponent), B(pt.neg.inv_exponent));
-      const B E = nm::expm1_fast(et * L);
-      xsimd::fma(E, r, r).store_aligned(d1 + i);
-      (E * inv_et).store_aligned(d2 + i);
-    }
-    benchmark::ClobberMemory();
-  }
-  finish<T>(state, n);
+  map_rows_to_two<T>(state, [pt](const B& h) LANE_MATH_INLINE {
+    const auto nonneg = h >= B(T(0));
+    const B a = xsimd::abs(h);
+    const B L = nm::log1p_nonneg(a);
+    const B r = B(T(1)) / (B(T(1)) + a);
+    const B et = xsimd::select(nonneg, B(pt.nonneg.exponent), B(pt.neg.exponent));
+    const B inv_et = xsimd::select(nonneg, B(pt.nonneg.inv_exponent), B(pt.neg.inv_exponent));
+    const B E = nm::expm1_fast(et * L);
+    return std::pair<B, B>(xsimd::fma(E, r, r), E * inv_et);
+  });
 }
 
 template <class T>
@@ -328,29 +338,14 @@ void lambda_terms_rows(benchmark::State& state) {
 template <class T>
 void pass1_math_rows(benchmark::State& state) {
   using B = xsimd::batch<T, Arch>;
-  constexpr index_t w = static_cast<index_t>(B::size);
-  const index_t n = state.range(0);
   const auto pt = opaque_transform<T>();
   const auto k = opaque_sensitivity<T>();
-  Aligned<T> in(n), out1(n), out2(n);
-  fill(in, Input::normal, 1);
-  const T* src = in.data();
-  T* d1 = out1.data();
-  T* d2 = out2.data();
-  for (auto _ : state) {
-    benchmark::DoNotOptimize(src);
-    benchmark::DoNotOptimize(d1);
-    benchmark::DoNotOptimize(d2);
-    for (index_t i = 0; i < n; i += w) {
-      const auto m = nm::magnitude_of(B::load_aligned(src + i));
-      const auto td = nm::power_transform_derivatives(m, pt);
-      const B dl = nm::lambda_sensitivity(m, k);
-      (td.y + td.psi_h).store_aligned(d1 + i);
-      (td.psi_l + dl).store_aligned(d2 + i);
-    }
-    benchmark::ClobberMemory();
-  }
-  finish<T>(state, n);
+  map_rows_to_two<T>(state, [pt, k](const B& h) LANE_MATH_INLINE {
+    const auto m = nm::magnitude_of(h);
+    const auto td = nm::power_transform_derivatives(m, pt);
+    const B dl = nm::lambda_sensitivity(m, k);
+    return std::pair<B, B>(td.y + td.psi_h, td.psi_l + dl);
+  });
 }
 
 // ---------------------------------------------------------------------------
