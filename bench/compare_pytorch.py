@@ -9,6 +9,11 @@ For every row (form, shape, mode, dtype, threads) three things are timed:
             (docs/math.md), as a researcher would prototype it; autograd does the backward;
   normnorm  bench/normnorm_bench, run as a subprocess for the matching row.
 
+The forms batch_2d_nhwc, group_nhwc and instance_2d_nhwc are batch_2d, group and
+instance_2d on channels-last input: the PyTorch sides get x (and the upstream gradient)
+as torch.channels_last and the modules .to(memory_format=torch.channels_last); normnorm
+runs its MemoryFormat::channels_last row of the same name.
+
 The three are interleaved (native, eager, normnorm, native, eager, normnorm, ...,
 --repeats times) so that load from other processes on a shared machine hits all of
 them alike; each sample runs enough calls to last at least --min-sample-time seconds,
@@ -49,11 +54,13 @@ import time
 import torch
 from torch import nn
 
-FORMS = ("batch_1d", "batch_2d", "layer", "group", "instance_2d")
+FORMS = ("batch_1d", "batch_2d", "layer", "group", "instance_2d", "batch_2d_nhwc", "group_nhwc", "instance_2d_nhwc")
+# A form named <base>_nhwc is <base> on torch.channels_last input (normnorm's MemoryFormat::channels_last).
+CHANNELS_LAST_SUFFIX = "_nhwc"
 MODES = ("train_fwd", "train_fwd_bwd", "train_fwd_bwd_kept", "eval_fwd", "eval_fwd_poly")
 # eval_fwd_poly: normnorm with EvaluationMap::polynomial (batch forms, float); the PyTorch
 # sides run exactly as for eval_fwd.
-POLY_FORMS = ("batch_1d", "batch_2d")
+POLY_FORMS = ("batch_1d", "batch_2d", "batch_2d_nhwc")
 # bfloat16: normnorm stores tensors in bfloat16 and computes in float (parameters float);
 # PyTorch 1.13's CPU BatchNorm2d and LayerNorm run bfloat16 modules (module.to(bfloat16)),
 # its GroupNorm and InstanceNorm2d, and every norm in half, do not.
@@ -70,6 +77,9 @@ SHAPES = (
     ("layer", (64, 196, 384)),
     ("group", (16, 128, 28, 28)),
     ("instance_2d", (16, 64, 64, 64)),
+    ("batch_2d_nhwc", (32, 64, 32, 32)),
+    ("group_nhwc", (16, 128, 28, 28)),
+    ("instance_2d_nhwc", (16, 64, 64, 64)),
 )
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,6 +191,15 @@ class EagerNormalNorm(nn.Module):
             buffer.mul_(1 - f).add_(f * value.detach().reshape(-1))
 
 
+def channels_last(form):
+    return form.endswith(CHANNELS_LAST_SUFFIX)
+
+
+def layer_form(form):
+    """The layer a benchmarked form builds: batch_2d_nhwc builds batch_2d."""
+    return form[:-len(CHANNELS_LAST_SUFFIX)] if channels_last(form) else form
+
+
 def native_layer(form, shape):
     if form == "batch_1d":
         return nn.BatchNorm1d(shape[1])
@@ -288,8 +307,15 @@ def measure_row(args, bench, form, shape, mode, dtype, threads):
     torch.manual_seed(args.seed)
     x = torch.randn(shape, dtype=DTYPES[dtype])
     grad_y = torch.randn(shape, dtype=DTYPES[dtype])
+    base = layer_form(form)
+    modules = (("native", native_layer(base, shape)), ("eager", eager_layer(base, shape)))
+    if channels_last(form):
+        # Same shape and values, (N, H, W, C) in memory; make_step's clone keeps the format.
+        x = x.contiguous(memory_format=torch.channels_last)
+        grad_y = grad_y.contiguous(memory_format=torch.channels_last)
+        modules = tuple((label, m.to(memory_format=torch.channels_last)) for label, m in modules)
     contenders = {}
-    for label, module in (("native", native_layer(form, shape)), ("eager", eager_layer(form, shape))):
+    for label, module in modules:
         step = make_step(module.to(DTYPES[dtype]), mode, x, grad_y)
         contenders[label] = (step, calibrate(step, args.min_sample_time))
     name = bench_name(form, mode, dtype, threads, shape)

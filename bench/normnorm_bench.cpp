@@ -5,6 +5,8 @@
 //   normnorm/<form>/<mode>/<dtype>/threads:<n>/<shape>
 //
 //   form    batch_1d | batch_2d | layer | group | instance_2d   (normnorm::Form's names)
+//           | batch_2d_nhwc | group_nhwc | instance_2d_nhwc  (the same forms on channels-last
+//           input, MemoryFormat::channels_last: PyTorch's torch.channels_last)
 //   mode    train_fwd      training forward (statistics, lambda, transform, noise, affine)
 //           train_fwd_bwd  training forward then backward (grad_input, grad_weight, grad_bias)
 //           train_fwd_bwd_kept  the same with Execution::keep_noise (the backward reads the
@@ -12,7 +14,8 @@
 //           eval_fwd       evaluation forward (running statistics for the batch forms)
 //           eval_fwd_poly  the same with EvaluationMap::polynomial (batch forms, float only)
 //   dtype   float | double | bfloat16 | half (2-byte storage, float compute; 1 thread)
-//   shape   the input shape in PyTorch order, e.g. 32x64x32x32
+//   shape   the input shape in PyTorch order, e.g. 32x64x32x32 (the logical (N, C, H, W)
+//           shape also for the channels-last forms, as PyTorch's x.shape gives it)
 //
 // Google Benchmark appends "/real_time" because every benchmark times wall-clock
 // time (UseRealTime: the only honest clock once work runs on a thread pool).
@@ -64,8 +67,9 @@ const char* mode_tag(BenchMode mode) {
 struct Case {
   const char* form_tag;
   Form form;
-  Shape shape;
+  Shape shape;         // logical (N, C, ...) order whatever the memory format
   index_t num_groups;  // the group form's G; unused by the others
+  normnorm::MemoryFormat memory_format = normnorm::MemoryFormat::contiguous;
 
   LayerConfig config() const {
     switch (form) {
@@ -101,6 +105,10 @@ const std::vector<Case>& cases() {
       {"layer", Form::layer, {64, 196, 384}, 1},
       {"group", Form::group, {16, 128, 28, 28}, 32},
       {"instance_2d", Form::instance_2d, {16, 64, 64, 64}, 1},
+      // Channels-last (N, H, W, C) input, against PyTorch's layers on torch.channels_last.
+      {"batch_2d_nhwc", Form::batch_2d, {32, 64, 32, 32}, 1, normnorm::MemoryFormat::channels_last},
+      {"group_nhwc", Form::group, {16, 128, 28, 28}, 32, normnorm::MemoryFormat::channels_last},
+      {"instance_2d_nhwc", Form::instance_2d, {16, 64, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
   };
   return all;
 }
@@ -163,6 +171,7 @@ struct Fixture {
         running_norm(config.num_running()) {
     // Standard-normal input and output gradient (torch.randn in compare_pytorch.py),
     // drawn with normnorm's own Philox normals: fast enough for 5M-element tensors.
+    // The same draws serve a channels-last case: i.i.d. values need no reordering.
     std::vector<C> draws(static_cast<std::size_t>(c.count()));
     normnorm::NoiseSource<C>::philox(data_seed, 0).fill(0, c.count(), draws.data());
     for (index_t i = 0; i < c.count(); ++i) input.data()[i] = T(draws[static_cast<std::size_t>(i)]);
@@ -194,6 +203,7 @@ struct Fixture {
     args.weight = {weight.data(), weight.size()};
     args.bias = {bias.data(), bias.size()};
     args.running = running();
+    args.memory_format = layer.memory_format;
     return args;
   }
 
@@ -206,6 +216,7 @@ struct Fixture {
     args.grad_input = grad_input.data();
     args.grad_weight = grad_weight.data();
     args.grad_bias = grad_bias.data();
+    args.memory_format = layer.memory_format;
     return args;
   }
 
@@ -314,7 +325,7 @@ void register_all() {
     for (const char* dtype : {"float", "double"}) {
       const bool is_float = std::string(dtype) == "float";
       for (BenchMode mode : modes) {
-        const bool batch_form = std::strcmp(c.form_tag, "batch_1d") == 0 || std::strcmp(c.form_tag, "batch_2d") == 0;
+        const bool batch_form = c.form == Form::batch_1d || c.form == Form::batch_2d;  // batch_2d_nhwc too
         if (mode == BenchMode::eval_fwd_poly && (!is_float || !batch_form)) continue;
         for (int threads : thread_counts) {
           if (!is_float && float_only) continue;
@@ -356,7 +367,9 @@ void register_all() {
                                                });
         b->UseRealTime()->Unit(benchmark::kMillisecond);
       }
-  for (const Case& c : cases())
+  for (const Case& c : cases()) {
+    // These rows compare the estimators, not the layouts: contiguous cases only.
+    if (c.memory_format != normnorm::MemoryFormat::contiguous) continue;
     for (const char* dtype : {"float", "double"})
       for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd})
         for (const EstimatorSpec& e : estimators) {
@@ -371,6 +384,7 @@ void register_all() {
           });
           b->UseRealTime()->Unit(benchmark::kMillisecond);
         }
+  }
 }
 
 }  // namespace

@@ -24,8 +24,9 @@ struct PlanCase {
   MemoryFormat format;
 };
 
-// Every form and layout the engine treats differently: transposed (N, C) and
-// channels-last copies, in-place fixed maps, groups sharing channels, the searches.
+// Every form and layout the engine treats differently: transposed (N, C),
+// channels-last and column-major copies, column-major batch input in place,
+// in-place fixed maps, groups sharing channels, the searches.
 std::vector<PlanCase> plan_cases(const Options& options) {
   auto with = [&](Form form) {
     Options o = default_options(form);
@@ -44,6 +45,11 @@ std::vector<PlanCase> plan_cases(const Options& options) {
       {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::contiguous},
       {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::channels_last},
       {LayerConfig::instance_normal_norm_2d(3, with(Form::instance_2d)), Shape{2, 3, 5, 5}, MemoryFormat::contiguous},
+      // Column-major: batch forms in place, the others through a copy (engine/placement.hpp).
+      {LayerConfig::batch_normal_norm_2d(3, with(Form::batch_2d)), Shape{3, 3, 4, 5}, MemoryFormat::column_major},
+      {LayerConfig::batch_normal_norm_1d(5, with(Form::batch_1d)), Shape{12, 5}, MemoryFormat::column_major},
+      {LayerConfig::instance_normal_norm_2d(3, with(Form::instance_2d)), Shape{2, 3, 5, 5}, MemoryFormat::column_major},
+      {LayerConfig::layer_normal_norm(Shape{3, 7}, with(Form::layer)), Shape{2, 3, 3, 7}, MemoryFormat::column_major},
   };
 }
 
@@ -77,7 +83,8 @@ TEMPLATE_TEST_CASE("memory_plan predicts exactly what a fresh context holds afte
           options.evaluation_map = map;
           for (const PlanCase& c : plan_cases(options))
             for (Mode mode : {Mode::train, Mode::eval}) {
-              INFO(c.config.name() << " " << c.shape.to_string() << (c.format == MemoryFormat::channels_last ? " NHWC" : "")
+              INFO(c.config.name() << " " << c.shape.to_string() << (c.format == MemoryFormat::channels_last ? " NHWC"
+                                                                   : c.format == MemoryFormat::column_major ? " column-major" : "")
                                    << (mode == Mode::train ? " train" : " eval") << " estimator "
                                    << estimator_name(estimator) << " noise " << noise << " affine " << affine);
               const MemoryPlan plan = memory_plan<T>(c.config, c.shape, mode, c.format);
@@ -92,7 +99,7 @@ TEMPLATE_TEST_CASE("memory_plan predicts exactly what a fresh context holds afte
               ++checked;
             }
         }
-  CHECK(checked == 2 * 2 * 2 * 2 * 8 * 2);
+  CHECK(checked == 2 * 2 * 2 * 2 * static_cast<int>(plan_cases(Options{}).size()) * 2);
 }
 
 TEST_CASE("memory_plan: the parts it names, for a shape whose sizes are easy to check by hand", "[memory_plan]") {
@@ -204,7 +211,7 @@ TEMPLATE_TEST_CASE("memory_plan with keep_noise and with a thread pool: exact to
         CHECK(layer.context.workspace.capacity() == plan.workspace());
         ++checked;
       }
-  CHECK(checked == 2 * 2 * 8);
+  CHECK(checked == 2 * 2 * static_cast<int>(plan_cases(Options{}).size()));
   // Kept draws are one value per element of state.
   const PlanCase c = plan_cases(options)[2];  // batch 2d (3, 3, 4, 5)
   Execution keep;

@@ -20,7 +20,7 @@
 #include "normnorm/detail/validate.hpp"
 #include "normnorm/engine/dispatch.hpp"
 #include "normnorm/engine/parallel.hpp"
-#include "normnorm/engine/transpose.hpp"
+#include "normnorm/engine/placement.hpp"
 #include "normnorm/status.hpp"
 #include "normnorm/storage.hpp"
 #include "normnorm/views.hpp"
@@ -55,7 +55,8 @@ struct ForwardArgs {
   Span<const C> weight, bias;  // num_affine() values each when affine; ignored otherwise
   RunningStats<C> running;     // batch forms with track_running_stats; ignored otherwise
   NoiseSource<C> noise;        // needed in training when noise_train > 0
-  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: batch/instance 2d/3d and group forms
+  MemoryFormat memory_format = MemoryFormat::contiguous;  // channels_last: batch/instance 2d/3d and group forms;
+                                                          // column_major: any form (engine/placement.hpp)
 };
 
 template <class T>
@@ -134,6 +135,8 @@ inline Status validate_forward(const LayerConfig& config, Mode mode, const Forwa
                                 " (a corrupt checkpoint?); nothing was written");
     }
   }
+  if (distributed && args.memory_format == MemoryFormat::column_major)
+    return fail(config, "column_major input is not supported with a Reducer (use the contiguous format)");
   if (mode == Mode::train) {
     if (is_batch_form(config.form) && layout.group_size() < 2 && !distributed)  // distributed: over all ranks
       return fail(config, "training needs more than one value per channel, got input " + args.shape.to_string());
@@ -169,79 +172,20 @@ inline engine::ForwardRequest<T> forward_request(const LayerConfig& config, Mode
   return rq;
 }
 
-// How the engine sees the input: its layout, and whether it needs a transposed copy.
-struct EnginePlan {
-  Layout layout;
-  engine::Transposition transposition;  // inactive: the engine reads the caller's buffers
-  bool noise_keyed_in_engine_order = true;  // the copy's flat index is the logical (N, C, ...) index
-};
-
-inline Status plan_engine(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map,
-                          EnginePlan& plan) {
-  plan = EnginePlan{};
-  NORMNORM_RETURN_IF_ERROR(config.check_layout(shape, plan.layout));
-  const Layout logical = plan.layout;  // a copy: plan.layout changes below
+// The placement of a call (engine/placement.hpp), after the checks of its memory format.
+inline Status place(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map,
+                    engine::Placement& placement) {
+  Layout logical;
+  NORMNORM_RETURN_IF_ERROR(config.check_layout(shape, logical));
   if (format == MemoryFormat::channels_last) {
     // PyTorch's torch.channels_last (4-D) and channels_last_3d (5-D); the group form takes any rank >= 3.
     const Form f = config.form;
     if (f != Form::batch_2d && f != Form::instance_2d && f != Form::batch_3d && f != Form::instance_3d && f != Form::group)
       return fail(config, "channels_last needs a batch 2d/3d, instance 2d/3d or group layer");
     if (shape.rank() < 3) return fail(config, "channels_last needs an input of rank 3 or more, got " + shape.to_string());
-    if (fixed_map) {  // rows of C values, each lane its own channel
-      plan.layout = Layout{logical.outer * logical.inner, logical.channels, 1, 1, true};
-      return {};
-    }
-    plan.transposition = {logical.outer, logical.inner, logical.channels};
-    return {};
   }
-  if (config.form == Form::batch_1d && logical.inner == 1 && logical.channels > 1 && !fixed_map) {
-    // (N, C) (or (N, C, 1)): groups are columns, so run them as (1, C, N) rows.
-    // (N, C, L) with L > 1 already has runs of one channel, as batch 2d.
-    plan.layout = Layout{1, logical.channels, logical.outer, 1, true};
-    plan.transposition = {1, logical.outer, logical.channels};
-    plan.noise_keyed_in_engine_order = false;
-  }
+  placement = engine::place(logical, format, fixed_map);
   return {};
-}
-
-// The noise the engine should use on a transposed copy, in `buffer` when it has to be materialized.
-template <class T>
-inline NoiseSource<T> engine_noise(const EnginePlan& plan, const NoiseSource<T>& logical, T* buffer, T* scratch,
-                                   const engine::Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device,
-                                   index_t noise_offset = 0) {  // distributed: elements on lower ranks
-  if (logical.kind == NoiseKind::none) return logical;
-  if (logical.kind == NoiseKind::philox && plan.noise_keyed_in_engine_order) return logical;
-  // Draws in the caller's memory order, then transposed like the input.
-  const index_t count = plan.transposition.elements();
-  const T* source = logical.normals;
-  if (logical.kind == NoiseKind::philox) {
-    kernels.fill_noise(logical, noise_offset, count, scratch);
-    source = scratch;
-  }
-  kernels.transpose(plan.transposition, source, buffer, true, device);
-  return NoiseSource<T>::external(buffer);
-}
-
-// A forward's scratch: on a transposed path the input's copy (with noise, also the
-// draws in the engine's layout and a buffer to draw them in), then the engine's parts.
-template <class T>
-inline engine::ScratchPlan forward_scratch(const LayerConfig& config, Mode mode, const EnginePlan& plan,
-                                           bool reduces_over_ranks) {
-  const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
-  const engine::Transposition& t = plan.transposition;
-  return engine::forward_scratch_plan<T>(plan.layout, flow, t.active() ? t.elements() * (flow.noisy ? 3 : 1) : 0,
-                                         reduces_over_ranks);
-}
-
-// A backward's scratch: on a transposed path the copies of input and grad_output
-// (replaying noise: also the draws and their buffer), then the per-channel sums and
-// each worker thread's partials (one group's worth, for groups that fit in cache).
-template <class T>
-inline engine::ScratchPlan backward_scratch(const EnginePlan& plan, bool replay_noise, bool reduces_over_ranks,
-                                            const Eigen::ThreadPoolDevice* device) {
-  const engine::Transposition& t = plan.transposition;
-  return engine::backward_scratch_plan<T>(plan.layout, t.active() ? t.elements() * (replay_noise ? 4 : 2) : 0,
-                                          reduces_over_ranks, engine::worker_slots(device));
 }
 
 // Points the context's scratch into its workspace, growing the owned block when
@@ -304,11 +248,12 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   // channels-last rows (where the polynomial map, whose lanes share a channel, gives
   // way to the exact one).
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
-  detail::EnginePlan plan;
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
+  engine::Placement placement;
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, fixed_map, placement));
   // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::forward_scratch<T>(config, mode, plan, distributed),
-                                                 context, "forward", scratch_prefix));
+  const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, engine::forward_scratch<T>(placement, flow, distributed), context,
+                                                 "forward", scratch_prefix));
   engine::GlobalBatch global;
   if (distributed) {
     if (searches_lambda(config.options))
@@ -318,38 +263,20 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
                                                                mode == Mode::train ? args.noise : NoiseSource<T>{});
     NORMNORM_RETURN_IF_ERROR(distributed_call.agree(fingerprint, layout, mode == Mode::train, global));
   }
-  auto request = detail::forward_request(config, mode, args, plan.layout);
+  auto request = detail::forward_request(config, mode, args, placement.layout);
   request.device = execution.device;
   request.reducer = distributed ? execution.reducer : nullptr;
   request.global = global;
-  const bool noisy = mode == Mode::train && config.options.power_transform && config.options.noise_train > 0;
   context.noise_kept = false;
-  if (noisy && execution.keep_noise) {
-    context.kept_noise.resize(static_cast<std::size_t>(plan.layout.num_elements()));
+  if (flow.noisy && execution.keep_noise) {
+    context.kept_noise.resize(static_cast<std::size_t>(placement.layout.num_elements()));
     request.kept_noise = context.kept_noise.data();
   }
-  const engine::Transposition& t = plan.transposition;
-  if (t.active()) {
-    // Run on a transposed copy, in place, with the noise laid out the same way.
-    T* copy = context.scratch.transposed;
-    kernels->transpose(t, args.input, copy, true, execution.device);
-    request.x = copy;
-    request.out = copy;
-    if (noisy)
-      request.noise = detail::engine_noise(plan, args.noise, copy + t.elements(), copy + 2 * t.elements(), *kernels,
-                                            execution.device, global.noise_offset);
-  }
-  NORMNORM_RETURN_IF_ERROR(kernels->forward(request, context));
-  if (t.active()) kernels->transpose(t, static_cast<const T*>(context.scratch.transposed), args.output, false, execution.device);
+  NORMNORM_RETURN_IF_ERROR(engine::forward_placed(*kernels, placement, request, context));
   context.config = config;
   context.shape = args.shape;
   context.memory_format = args.memory_format;
-  if (context.noise_kind != NoiseKind::none) {  // replay from the caller's source, not the transposed copy
-    context.noise_kind = args.noise.kind;
-    context.noise_seed = args.noise.seed;
-    context.noise_call = args.noise.call;
-    context.noise_kept = request.kept_noise != nullptr;
-  }
+  context.noise_kept = context.noise_kind != NoiseKind::none && request.kept_noise != nullptr;
   return {};
 }
 
@@ -387,7 +314,7 @@ inline Status validate_narrow_buffers(const LayerConfig& config, const void* rea
 // widened copy. The tensors were checked by the caller (validate_narrow_buffers).
 template <class S>
 inline Status run_narrow_evaluation(const LayerConfig& config, const ForwardArgs<S>& args, const Layout& layout,
-                                    const detail::EnginePlan& plan, SavedContext<compute_t<S>>& context,
+                                    const engine::Placement& placement, SavedContext<compute_t<S>>& context,
                                     const Execution& execution) {
   using C = compute_t<S>;
   ForwardArgs<C> parameters;  // the float call's arguments without its tensors
@@ -400,10 +327,10 @@ inline Status run_narrow_evaluation(const LayerConfig& config, const ForwardArgs
   const engine::Kernels<C>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<C>(execution.simd_path, kernels));
   context.valid = false;
-  const auto request = detail::forward_request(config, Mode::eval, parameters, plan.layout);
+  const auto request = detail::forward_request(config, Mode::eval, parameters, placement.layout);
   engine::prepare_forward(request, context);  // sizes the state, builds the cache (or keeps it)
-  engine::record_running_stats(plan.layout, config.options, args.running, context);
-  kernels->evaluate_narrow(plan.layout, args.input, args.output, context.evaluation, execution.device);
+  engine::record_running_stats(placement.layout, config.options, args.running, context);
+  kernels->evaluate_narrow(placement.layout, args.input, args.output, context.evaluation, execution.device);
   // What the engine's own evaluation records (engine/forward.hpp).
   context.mode = Mode::eval;
   context.batch_statistics = false;
@@ -441,14 +368,15 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
        {args.running.num_batches_tracked, static_cast<index_t>(sizeof(std::int64_t))},
        {args.noise.normals, count * c_bytes}}));
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
-  detail::EnginePlan plan;
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, fixed_map, plan));
-  if (fixed_map) return run_narrow_evaluation(config, args, layout, plan, context, execution);
+  engine::Placement placement;
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, fixed_map, placement));
+  if (fixed_map) return run_narrow_evaluation(config, args, layout, placement, context, execution);
   // Reserve the copy and the float call's scratch together, so that call does not move it.
   const std::size_t prefix = detail::aligned_bytes<C>(count);
   unsigned char* base = nullptr;
   NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::forward_scratch<C>(config, mode, plan, distributed), context, "forward", prefix));
+      detail::carve_scratch(config, engine::forward_scratch<C>(placement, engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats()), distributed),
+                            context, "forward", prefix));
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* widened = reinterpret_cast<C*>(base);
   detail::widen(args.input, widened, count);
@@ -523,6 +451,8 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   if (context.shape != args.shape)
     return detail::fail(config, "input shape " + args.shape.to_string() + " differs from the forward's " + context.shape.to_string());
   if (context.memory_format != args.memory_format) return detail::fail(config, "memory_format differs from the forward's");
+  if (distributed && args.memory_format == MemoryFormat::column_major)
+    return detail::fail(config, "column_major input is not supported with a Reducer (use the contiguous format)");
   if (!args.input) return detail::fail(config, "input is null");
   if (!args.grad_output) return detail::fail(config, "grad_output is null");
   const index_t bytes = layout.num_elements() * static_cast<index_t>(sizeof(T));
@@ -548,15 +478,16 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
       (args.grad_weight && config.options.affine))
     return detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
 
-  detail::EnginePlan plan;
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
+  engine::Placement placement;
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, false, placement));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
   const bool replay_noise =
       context.noise_kind != NoiseKind::none && !context.noise_kept && config.options.affine && args.grad_weight;
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, detail::backward_scratch<T>(plan, replay_noise, distributed, execution.device),
-                                                 context, "backward", scratch_prefix));
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(
+      config, engine::backward_scratch<T>(placement, replay_noise, distributed, execution.device), context, "backward",
+      scratch_prefix));
   engine::GlobalBatch global;
   if (distributed) {
     const NoiseSource<T> noise = context.noise_kind == NoiseKind::philox
@@ -566,11 +497,10 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     NORMNORM_RETURN_IF_ERROR(distributed_call.agree(fingerprint, layout, false, global));
   }
   engine::BackwardRequest<T> rq;
-  rq.layout = plan.layout;
+  rq.layout = placement.layout;
   rq.options = config.options;
   rq.x = args.input;
   rq.grad_out = args.grad_output;
-  rq.external_noise = args.external_noise;
   rq.grad_x = args.grad_input;
   if (config.options.affine) {
     rq.weight = args.weight.data;
@@ -580,44 +510,7 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
   rq.device = execution.device;
   rq.reducer = distributed ? execution.reducer : nullptr;
   rq.global = global;
-  const engine::Transposition& t = plan.transposition;
-  const NoiseKind caller_noise = context.noise_kind;
-  // The transposed path swaps the context's noise kind for the engine; put it back
-  // however this returns (an allocation failure included).
-  struct RestoreNoiseKind {
-    SavedContext<T>& context;
-    NoiseKind kind;
-    ~RestoreNoiseKind() { context.noise_kind = kind; }
-  } restore_noise_kind{context, caller_noise};
-  if (context.noise_kind != NoiseKind::none && context.noise_kept) {
-    // The forward kept its draws, in the engine's layout: the engine reads them as external noise.
-    context.noise_kind = NoiseKind::external;
-    rq.external_noise = context.kept_noise.data();
-  }
-  if (t.active()) {
-    // The forward ran on a transposed copy: so does the backward (grad_x in place of grad_out's copy).
-    T* x_copy = context.scratch.transposed;
-    T* grad_copy = x_copy + t.elements();
-    kernels->transpose(t, args.input, x_copy, true, execution.device);
-    kernels->transpose(t, args.grad_output, grad_copy, true, execution.device);
-    rq.x = x_copy;
-    rq.grad_out = grad_copy;
-    rq.grad_x = args.grad_input ? grad_copy : nullptr;
-    if (replay_noise) {
-      NoiseSource<T> logical = caller_noise == NoiseKind::philox
-                                   ? NoiseSource<T>::philox(context.noise_seed, context.noise_call)
-                                   : NoiseSource<T>::external(args.external_noise);
-      const NoiseSource<T> copy_noise =
-          detail::engine_noise(plan, logical, grad_copy + t.elements(), grad_copy + 2 * t.elements(), *kernels,
-                               execution.device, global.noise_offset);
-      context.noise_kind = copy_noise.kind;
-      rq.external_noise = copy_noise.normals;
-    }
-  }
-  kernels->backward(rq, context);
-  if (t.active() && args.grad_input)
-    kernels->transpose(t, static_cast<const T*>(context.scratch.transposed + t.elements()), args.grad_input, false,
-                      execution.device);
+  engine::backward_placed(*kernels, placement, rq, context, args.external_noise, replay_noise);
   return {};
 }
 
@@ -649,13 +542,14 @@ inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<
       config, args.input, args.grad_output, args.grad_input, count,
       {{args.weight.data, affine_bytes}, {args.grad_weight, affine_bytes}, {args.grad_bias, affine_bytes},
        {args.external_noise, count * c_bytes}}));
-  detail::EnginePlan plan;
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, false, plan));
+  engine::Placement placement;
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, false, placement));
   const bool replay_noise =
       context.noise_kind != NoiseKind::none && !context.noise_kept && config.options.affine && args.grad_weight;
   const std::size_t half = detail::aligned_bytes<C>(count), prefix = 2 * half;
   NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, detail::backward_scratch<C>(plan, replay_noise, distributed, execution.device), context, "backward", prefix));
+      detail::carve_scratch(config, engine::backward_scratch<C>(placement, replay_noise, distributed, execution.device), context,
+                            "backward", prefix));
   unsigned char* base = nullptr;
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* input = reinterpret_cast<C*>(base);

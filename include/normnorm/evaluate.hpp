@@ -98,19 +98,19 @@ inline Status try_evaluate(const LayerConfig& config, const EvaluateArgs<T>& arg
   const std::string difference = detail::config_difference(cache.config, config);
   if (!difference.empty()) return detail::fail(config, "the evaluation cache was prepared for another config (" + difference + ")");
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
-  detail::EnginePlan plan;
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, args.shape, args.memory_format, true, plan));
+  engine::Placement placement;
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, true, placement));
   if (!args.input) return detail::fail(config, "input is null");
   if (!args.output) return detail::fail(config, "output is null");
-  const index_t bytes = plan.layout.num_elements() * static_cast<index_t>(sizeof(T));
+  const index_t bytes = placement.layout.num_elements() * static_cast<index_t>(sizeof(T));
   if (detail::partly_overlap(args.output, bytes, args.input, bytes))
     return detail::fail(config, "output partly overlaps input (only exactly the same buffer is allowed)");
   const engine::Kernels<C>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<C>(execution.simd_path, kernels));
   if constexpr (is_narrow_storage<T>)
-    kernels->evaluate_narrow(plan.layout, args.input, args.output, cache, execution.device);
+    kernels->evaluate_narrow(placement.layout, args.input, args.output, cache, execution.device);
   else
-    kernels->evaluate(plan.layout, args.input, args.output, cache, execution.device);
+    kernels->evaluate(placement.layout, args.input, args.output, cache, execution.device);
   return {};
 }
 

@@ -20,10 +20,11 @@
 
 namespace normnorm {
 
-// How an (N, C, ...) tensor sits in memory: PyTorch's contiguous order, or
-// channels-last (N, ..., C), PyTorch's torch.channels_last. Shapes are always
-// given in the logical (N, C, ...) order.
-enum class MemoryFormat { contiguous, channels_last };
+// How an (N, C, ...) tensor sits in memory: PyTorch's contiguous (row-major) order;
+// channels-last (N, ..., C), PyTorch's torch.channels_last; or column-major, the
+// first axis fastest (Eigen's default ColMajor, Fortran order). Shapes are always
+// given in the logical (N, C, ...) order. engine/placement.hpp says how each runs.
+enum class MemoryFormat { contiguous, channels_last, column_major };
 
 struct Layout {
   index_t outer = 0;

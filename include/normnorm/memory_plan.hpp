@@ -43,17 +43,17 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
   NORMNORM_RETURN_IF_ERROR(detail::validate_options(config));
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, shape));
   const auto flow = engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats());
-  detail::EnginePlan forward_plan, backward_plan;
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, shape, format, flow.fixed_map, forward_plan));
-  NORMNORM_RETURN_IF_ERROR(detail::plan_engine(config, shape, format, false, backward_plan));
+  engine::Placement forward_plan, backward_plan;
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, shape, format, flow.fixed_map, forward_plan));
+  NORMNORM_RETURN_IF_ERROR(detail::place(config, shape, format, false, backward_plan));
   const auto groups = static_cast<std::size_t>(forward_plan.layout.num_groups());
   plan = MemoryPlan{};
   plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<C>) : 0);
   if (flow.noisy && execution.keep_noise)
     plan.state += static_cast<std::size_t>(forward_plan.layout.num_elements()) * sizeof(C);
-  plan.forward_workspace = detail::forward_scratch<C>(config, mode, forward_plan, reduces_over_ranks).bytes;
+  plan.forward_workspace = engine::forward_scratch<C>(forward_plan, flow, reduces_over_ranks).bytes;
   // A backward replays the noise when the forward drew it, did not keep it, and grad_weight is wanted.
-  plan.backward_workspace = detail::backward_scratch<C>(backward_plan, flow.noisy && !execution.keep_noise && config.options.affine,
+  plan.backward_workspace = engine::backward_scratch<C>(backward_plan, flow.noisy && !execution.keep_noise && config.options.affine,
                                                         reduces_over_ranks, execution.device)
                                 .bytes;
   if (flow.fixed_map) plan.evaluation_cache = engine::evaluation_cache_bytes<C>(config.options, forward_plan.layout);

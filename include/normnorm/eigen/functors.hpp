@@ -1,6 +1,6 @@
 #pragma once
-// Forward and backward functors on caller-owned Eigen::TensorMaps (row-major,
-// PyTorch axis order), in the spirit of TensorFlow's Eigen kernel functors:
+// Forward and backward functors on caller-owned Eigen::TensorMaps (row-major or
+// column-major, PyTorch axis order), in the spirit of TensorFlow's Eigen kernel functors:
 // stateless apart from the layer configuration, so an embedder's autograd owns
 // every buffer.
 //
@@ -23,6 +23,15 @@ template <class T, int Rank>
 using ConstTensorMap = Eigen::TensorMap<const Eigen::Tensor<T, Rank, Eigen::RowMajor>>;
 template <class T, int Rank>
 using TensorMap = Eigen::TensorMap<Eigen::Tensor<T, Rank, Eigen::RowMajor>>;
+
+// Column-major maps (Eigen's default layout), dimensions in the logical (N, C, ...)
+// order: the engine walks them as they are or through a copy of its choosing
+// (engine/placement.hpp). For the layer form, weight and bias then follow
+// normalized_shape in column-major order too.
+template <class T, int Rank>
+using ConstColMajorMap = Eigen::TensorMap<const Eigen::Tensor<T, Rank, Eigen::ColMajor>>;
+template <class T, int Rank>
+using ColMajorMap = Eigen::TensorMap<Eigen::Tensor<T, Rank, Eigen::ColMajor>>;
 
 // A 1-D parameter vector (weight, bias, or one running statistic).
 template <class T>
@@ -76,18 +85,40 @@ struct Forward {
                   const RunningStats<C>& running, const NoiseSource<C>& noise, SavedContext<C>& context) const {
     detail::raise_if_error(try_call(mode, input, output, affine, running, noise, context));
   }
+  template <int Rank>
+  void operator()(Mode mode, ConstColMajorMap<T, Rank> input, ColMajorMap<T, Rank> output, const AffineMaps<C>& affine,
+                  const RunningStats<C>& running, const NoiseSource<C>& noise, SavedContext<C>& context) const {
+    detail::raise_if_error(try_call(mode, input, output, affine, running, noise, context));
+  }
 
   template <int Rank>
   Status try_call(Mode mode, ConstTensorMap<T, Rank> input, TensorMap<T, Rank> output, const AffineMaps<C>& affine,
                   const RunningStats<C>& running, const NoiseSource<C>& noise, SavedContext<C>& context) const {
-    if (shape_of(input) != shape_of(output))
+    return call(mode, input.data(), shape_of(input), output.data(), shape_of(output), memory_format, affine, running,
+                noise, context);
+  }
+  template <int Rank>
+  Status try_call(Mode mode, ConstColMajorMap<T, Rank> input, ColMajorMap<T, Rank> output, const AffineMaps<C>& affine,
+                  const RunningStats<C>& running, const NoiseSource<C>& noise, SavedContext<C>& context) const {
+    if (memory_format != MemoryFormat::contiguous)
+      return Status::invalid_argument(std::string("normnorm: ") + config.name() +
+                                      ": a column-major map takes memory_format contiguous (its own order is implied)");
+    return call(mode, input.data(), shape_of(input), output.data(), shape_of(output), MemoryFormat::column_major, affine,
+                running, noise, context);
+  }
+
+ private:
+  Status call(Mode mode, const T* input, const Shape& input_dims, T* output, const Shape& output_dims,
+              MemoryFormat format, const AffineMaps<C>& affine, const RunningStats<C>& running,
+              const NoiseSource<C>& noise, SavedContext<C>& context) const {
+    if (input_dims != output_dims)
       return Status::invalid_argument(std::string("normnorm: ") + config.name() + ": output shape " +
-                                      shape_of(output).to_string() + " differs from input shape " + shape_of(input).to_string());
+                                      output_dims.to_string() + " differs from input shape " + input_dims.to_string());
     ForwardArgs<T> args;
-    args.input = input.data();
-    args.shape = logical_shape(shape_of(input), memory_format);
-    args.memory_format = memory_format;
-    args.output = output.data();
+    args.input = input;
+    args.shape = logical_shape(input_dims, format);
+    args.memory_format = format;
+    args.output = output;
     args.weight = affine.weight;
     args.bias = affine.bias;
     args.running = running;
@@ -123,16 +154,45 @@ struct Backward {
                   const C* external_noise = nullptr) const {
     detail::raise_if_error(try_call(input, grad_output, affine, grad_input, grads, context, external_noise));
   }
+  template <int Rank>
+  void operator()(ConstColMajorMap<T, Rank> input, ConstColMajorMap<T, Rank> grad_output, const AffineMaps<C>& affine,
+                  ColMajorMap<T, Rank> grad_input, const AffineGradMaps<C>& grads, SavedContext<C>& context,
+                  const C* external_noise = nullptr) const {
+    detail::raise_if_error(try_call(input, grad_output, affine, grad_input, grads, context, external_noise));
+  }
 
   template <int Rank>
   Status try_call(ConstTensorMap<T, Rank> input, ConstTensorMap<T, Rank> grad_output, const AffineMaps<C>& affine,
                   TensorMap<T, Rank> grad_input, const AffineGradMaps<C>& grads, SavedContext<C>& context,
                   const C* external_noise = nullptr) const {
+    return call({input.data(), shape_of(input)}, {grad_output.data(), shape_of(grad_output)}, affine,
+                {grad_input.data(), shape_of(grad_input)}, memory_format, grads, context, external_noise);
+  }
+  template <int Rank>
+  Status try_call(ConstColMajorMap<T, Rank> input, ConstColMajorMap<T, Rank> grad_output, const AffineMaps<C>& affine,
+                  ColMajorMap<T, Rank> grad_input, const AffineGradMaps<C>& grads, SavedContext<C>& context,
+                  const C* external_noise = nullptr) const {
+    if (memory_format != MemoryFormat::contiguous)
+      return Status::invalid_argument(std::string("normnorm: ") + config.name() +
+                                      ": a column-major map takes memory_format contiguous (its own order is implied)");
+    return call({input.data(), shape_of(input)}, {grad_output.data(), shape_of(grad_output)}, affine,
+                {grad_input.data(), shape_of(grad_input)}, MemoryFormat::column_major, grads, context, external_noise);
+  }
+
+ private:
+  template <class P>
+  struct Buffer {
+    P data;
+    Shape dims;
+  };
+  Status call(Buffer<const T*> input, Buffer<const T*> grad_output, const AffineMaps<C>& affine, Buffer<T*> grad_input,
+              MemoryFormat format, const AffineGradMaps<C>& grads, SavedContext<C>& context,
+              const C* external_noise) const {
     const std::string layer = std::string("normnorm: ") + config.name() + ": ";
-    if (shape_of(input) != shape_of(grad_output) || shape_of(input) != shape_of(grad_input))
-      return Status::invalid_argument(layer + "input " + shape_of(input).to_string() + ", grad_output " +
-                                      shape_of(grad_output).to_string() + " and grad_input " +
-                                      shape_of(grad_input).to_string() + " must have the same shape");
+    if (input.dims != grad_output.dims || input.dims != grad_input.dims)
+      return Status::invalid_argument(layer + "input " + input.dims.to_string() + ", grad_output " +
+                                      grad_output.dims.to_string() + " and grad_input " + grad_input.dims.to_string() +
+                                      " must have the same shape");
     if (grads.grad_weight && grads.grad_bias && grads.size != grads.bias_size)
       return Status::invalid_argument(layer + "grad_weight (" + std::to_string(grads.size) + " values) and grad_bias (" +
                                       std::to_string(grads.bias_size) + " values) must have the same length");
@@ -140,12 +200,12 @@ struct Backward {
       return Status::invalid_argument(layer + "grad_weight must hold " + std::to_string(config.num_affine()) +
                                       " values, got " + std::to_string(grads.size));
     BackwardArgs<T> args;
-    args.input = input.data();
-    args.shape = logical_shape(shape_of(input), memory_format);
-    args.memory_format = memory_format;
-    args.grad_output = grad_output.data();
+    args.input = input.data;
+    args.shape = logical_shape(input.dims, format);
+    args.memory_format = format;
+    args.grad_output = grad_output.data;
     args.weight = affine.weight;
-    args.grad_input = grad_input.data();
+    args.grad_input = grad_input.data;
     args.grad_weight = grads.grad_weight;
     args.grad_bias = grads.grad_bias;
     args.external_noise = external_noise;

@@ -41,7 +41,7 @@ struct BackwardRequest {
   const T* x = nullptr;
   const T* grad_out = nullptr;
   const T* weight = nullptr;          // null: no affine (gamma 1)
-  const T* external_noise = nullptr;  // the draws the forward used, when they were external
+  NoiseSource<T> noise;  // the forward's draws (engine/placement.hpp reads them from the context)
   T* grad_x = nullptr;                // each may be null: not wanted
   T* grad_weight = nullptr;
   T* grad_bias = nullptr;
@@ -279,9 +279,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const W
   const double group_bytes = static_cast<double>(layout.group_size() * static_cast<index_t>(sizeof(T)));
   const double group_cycles = 60.0 * static_cast<double>(layout.group_size());
 
-  NoiseSource<T> noise;
-  if (ctx.noise_kind == NoiseKind::philox) noise = NoiseSource<T>::philox(ctx.noise_seed, ctx.noise_call);
-  if (ctx.noise_kind == NoiseKind::external) noise = NoiseSource<T>::external(rq.external_noise);
+  const NoiseSource<T>& noise = rq.noise;
 
   const index_t blocks = detail::accumulator_blocks(layout);
   const index_t groups_per_block = (groups + blocks - 1) / blocks;

@@ -161,20 +161,23 @@ class NormalNormModule {
     return normnorm::try_backward(config_, args, context_, execution_);
   }
 
-  template <int Rank>
-  Eigen::Tensor<T, Rank, Eigen::RowMajor> forward(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& input) {
-    Eigen::Tensor<T, Rank, Eigen::RowMajor> output(input.dimensions());
-    forward(input.data(), shape_of(input), output.data());
+  // Eigen tensors, row-major (PyTorch's order) or column-major (Eigen's default;
+  // engine/placement.hpp says how the engine walks it; for the layer form, weight and
+  // bias then follow normalized_shape in column-major order too).
+  template <int Rank, int Storage>
+  Eigen::Tensor<T, Rank, Storage> forward(const Eigen::Tensor<T, Rank, Storage>& input) {
+    Eigen::Tensor<T, Rank, Storage> output(input.dimensions());
+    forward(input.data(), shape_of(input), output.data(), format_of<Storage>());
     return output;
   }
-  template <int Rank>
-  Eigen::Tensor<T, Rank, Eigen::RowMajor> backward(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& input,
-                                                   const Eigen::Tensor<T, Rank, Eigen::RowMajor>& grad_output) {
+  template <int Rank, int Storage>
+  Eigen::Tensor<T, Rank, Storage> backward(const Eigen::Tensor<T, Rank, Storage>& input,
+                                           const Eigen::Tensor<T, Rank, Storage>& grad_output) {
     if (shape_of(input) != shape_of(grad_output))
       detail::raise(Status::invalid_argument(std::string("normnorm: ") + config_.name() + ": grad_output shape " +
                                   shape_of(grad_output).to_string() + " differs from input shape " + shape_of(input).to_string()));
-    Eigen::Tensor<T, Rank, Eigen::RowMajor> grad_input(input.dimensions());
-    backward(input.data(), shape_of(input), grad_output.data(), grad_input.data());
+    Eigen::Tensor<T, Rank, Storage> grad_input(input.dimensions());
+    backward(input.data(), shape_of(input), grad_output.data(), grad_input.data(), format_of<Storage>());
     return grad_input;
   }
 
@@ -211,9 +214,13 @@ class NormalNormModule {
   std::uint64_t training_calls() const { return training_calls_; }
 
  private:
-  template <int Rank>
-  static Shape shape_of(const Eigen::Tensor<T, Rank, Eigen::RowMajor>& tensor) {
+  template <int Rank, int Storage>
+  static Shape shape_of(const Eigen::Tensor<T, Rank, Storage>& tensor) {
     return Shape(tensor.dimensions().data(), Rank);
+  }
+  template <int Storage>
+  static constexpr MemoryFormat format_of() {
+    return (Storage & Eigen::RowMajor) ? MemoryFormat::contiguous : MemoryFormat::column_major;
   }
   static Span<const C> span_of(const std::vector<C>& values) {
     return {values.data(), static_cast<index_t>(values.size())};
