@@ -263,3 +263,124 @@ TEMPLATE_TEST_CASE("the engine's transposes match an element-by-element one", "[
   check_transposes_against_elementwise<TestType, xsimd::default_arch>();
   check_transposes_against_elementwise<TestType, math::scalar_arch>();
 }
+
+TEST_CASE("column-major results do not depend on the thread count", "[column_major][threads]") {
+  Eigen::ThreadPool pool(3);
+  Eigen::ThreadPoolDevice device(&pool, 3);
+  const std::vector<FormCase> cases = {
+      {LayerConfig::batch_normal_norm_2d(6, default_options(Form::batch_2d)), Shape{8, 6, 5, 7}},
+      {LayerConfig::instance_normal_norm_2d(4, default_options(Form::instance_2d)), Shape{5, 4, 6, 9}},
+      {LayerConfig::layer_normal_norm(Shape{6, 5}, default_options(Form::layer)), Shape{7, 6, 5}},
+  };
+  for (const FormCase& c : cases) {
+    INFO(c.config.name() << " " << c.shape.to_string());
+    Harness<float> serial(c.config, c.shape), pooled(c.config, c.shape);
+    for (Harness<float>* layer : {&serial, &pooled}) {
+      layer->randomize(4);
+      layer->memory_format = MemoryFormat::column_major;
+      layer->noise = NoiseSource<float>::philox(3, 9);
+    }
+    pooled.execution.device = &device;
+    for (Mode mode : {Mode::train, Mode::eval}) {
+      serial.forward(mode);
+      pooled.forward(mode);
+      serial.backward();
+      pooled.backward();
+      CHECK(pooled.out == serial.out);
+      CHECK(pooled.grad_x == serial.grad_x);
+      CHECK(pooled.grad_weight == serial.grad_weight);
+      CHECK(pooled.running_lambda == serial.running_lambda);
+    }
+  }
+}
+
+TEST_CASE("column-major bfloat16 storage gives the row-major results", "[column_major][storage]") {
+  using B = Eigen::bfloat16;
+  Options options = default_options(Form::instance_2d);
+  options.noise_train = 0;  // the comparison is of layouts, not of draws
+  const LayerConfig config = LayerConfig::instance_normal_norm_2d(3, options);
+  const Shape shape{2, 3, 6, 5};
+  Harness<float> source(config, shape);
+  source.randomize(5);
+  std::vector<B> x_rows(source.x.size()), grad_rows(source.x.size());
+  for (std::size_t i = 0; i < x_rows.size(); ++i) {
+    x_rows[i] = B(source.x[i]);
+    grad_rows[i] = B(source.grad_out[i]);
+  }
+  const std::vector<B> x_columns = to_column_major(x_rows, shape), grad_columns = to_column_major(grad_rows, shape);
+  std::vector<float> to_float_rows, to_float_columns;
+  const auto run = [&](const std::vector<B>& x, const std::vector<B>& grad, MemoryFormat format) {
+    std::vector<B> out(x.size()), grad_x(x.size());
+    std::vector<float> grad_weight(3), grad_bias(3);
+    SavedContext<float> context;
+    ForwardArgs<B> forward_args;
+    forward_args.input = x.data();
+    forward_args.shape = shape;
+    forward_args.output = out.data();
+    forward_args.weight = {source.weight.data(), 3};
+    forward_args.bias = {source.bias.data(), 3};
+    forward_args.memory_format = format;
+    forward(config, Mode::train, forward_args, context);
+    BackwardArgs<B> backward_args;
+    backward_args.input = x.data();
+    backward_args.shape = shape;
+    backward_args.grad_output = grad.data();
+    backward_args.weight = {source.weight.data(), 3};
+    backward_args.grad_input = grad_x.data();
+    backward_args.grad_weight = grad_weight.data();
+    backward_args.grad_bias = grad_bias.data();
+    backward_args.memory_format = format;
+    backward(config, backward_args, context);
+    std::vector<float> all;
+    for (B v : out) all.push_back(float(v));
+    for (B v : grad_x) all.push_back(float(v));
+    return std::make_pair(all, grad_weight);
+  };
+  const auto rows = run(x_rows, grad_rows, MemoryFormat::contiguous);
+  const auto columns = run(x_columns, grad_columns, MemoryFormat::column_major);
+  const std::size_t n = x_rows.size();
+  const std::vector<float> out_columns(columns.first.begin(), columns.first.begin() + static_cast<std::ptrdiff_t>(n));
+  const std::vector<float> grad_x_columns(columns.first.begin() + static_cast<std::ptrdiff_t>(n), columns.first.end());
+  const std::vector<float> out_rows(rows.first.begin(), rows.first.begin() + static_cast<std::ptrdiff_t>(n));
+  const std::vector<float> grad_x_rows(rows.first.begin() + static_cast<std::ptrdiff_t>(n), rows.first.end());
+  // Sums in another order may move a value across one bfloat16 rounding boundary (2^-8).
+  CHECK(worst_difference(from_column_major(out_columns, shape), out_rows) <= 1e-2);
+  CHECK(worst_difference(from_column_major(grad_x_columns, shape), grad_x_rows) <= 1e-2);
+  CHECK(worst_difference(columns.second, rows.second) <= 1e-4);
+}
+
+TEST_CASE("column-major prepared evaluation and module inference equal the forward's evaluation",
+          "[column_major][evaluate]") {
+  const LayerConfig config = LayerConfig::batch_normal_norm_2d(4, default_options(Form::batch_2d));
+  const Shape shape{3, 4, 5, 6};
+  Harness<float> layer(config, shape);
+  layer.randomize(8);
+  layer.memory_format = MemoryFormat::column_major;
+  layer.noise = NoiseSource<float>::philox(2, 2);
+  for (int step = 0; step < 3; ++step) layer.forward(Mode::train);  // running statistics away from their start
+  layer.forward(Mode::eval);
+
+  EvaluationCache<float> cache;
+  prepare_evaluation(config, Span<const float>{layer.weight.data(), 4}, Span<const float>{layer.bias.data(), 4},
+                     layer.running(), cache);
+  std::vector<float> evaluated(layer.x.size());
+  EvaluateArgs<float> args;
+  args.input = layer.x.data();
+  args.shape = shape;
+  args.output = evaluated.data();
+  args.memory_format = MemoryFormat::column_major;
+  evaluate(config, args, cache);
+  CHECK(evaluated == layer.out);
+
+  NormalNormModule<float> module(config);
+  module.weight() = layer.weight;
+  module.bias() = layer.bias;
+  std::copy(layer.running_mean.begin(), layer.running_mean.end(), module.running_mean().data);
+  std::copy(layer.running_var.begin(), layer.running_var.end(), module.running_var().data);
+  std::copy(layer.running_lambda.begin(), layer.running_lambda.end(), module.running_lambda().data);
+  std::copy(layer.running_norm.begin(), layer.running_norm.end(), module.running_norm().data);
+  module.eval();
+  std::vector<float> inferred(layer.x.size());
+  module.infer(layer.x.data(), shape, inferred.data(), MemoryFormat::column_major);
+  CHECK(inferred == layer.out);
+}
