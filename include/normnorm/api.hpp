@@ -374,9 +374,9 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
   // Reserve the copy and the float call's scratch together, so that call does not move it.
   const std::size_t prefix = detail::aligned_bytes<C>(count);
   unsigned char* base = nullptr;
-  NORMNORM_RETURN_IF_ERROR(
-      detail::carve_scratch(config, engine::forward_scratch<C>(placement, engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats()), distributed),
-                            context, "forward", prefix));
+  const auto flow = engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats());
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, engine::forward_scratch<C>(placement, flow, distributed), context,
+                                                 "forward", prefix));
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* widened = reinterpret_cast<C*>(base);
   detail::widen(args.input, widened, count);

@@ -30,6 +30,10 @@ struct Placement {
   bool noise_keyed_in_engine_order = true;
 };
 
+// Above: the type. Below: code, compiled per target (detail/target_namespace.hpp);
+// the per-element work is in the kernels it calls.
+NORMNORM_TARGET_NAMESPACE_BEGIN
+
 // The placement of a call on memory in `format` whose logical view is `logical`.
 // `fixed_map`: an evaluation with a fixed per-channel map (engine/evaluation.hpp),
 // which runs in place wherever each lane can take its own channel.
@@ -70,10 +74,6 @@ inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_ma
   }
   return placement;
 }
-
-// Above: the types. Below: code run in the caller's translation unit, per target
-// (detail/target_namespace.hpp); the per-element work is in the kernels it calls.
-NORMNORM_TARGET_NAMESPACE_BEGIN
 
 // The draws the engine reads on a copy: `noise` itself when its keys already match,
 // else materialized in `buffer` (drawn in the caller's memory order into `draws`,

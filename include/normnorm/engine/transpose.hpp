@@ -26,12 +26,13 @@ struct Transposition {
   index_t batches = 0, rows = 0, cols = 0;
   index_t caller_batch_stride = 0, caller_row_stride = 0, engine_batch_stride = 0, engine_row_stride = 0;
 
-  // Densely packed batches of rows x cols, in both memories.
-  static Transposition packed(index_t batches, index_t rows, index_t cols) {
+  // Densely packed batches of rows x cols, in both memories. (Always inlined, as
+  // Layout's members: code of every target calls them, detail/target_namespace.hpp.)
+  NORMNORM_ALWAYS_INLINE static Transposition packed(index_t batches, index_t rows, index_t cols) {
     return {batches, rows, cols, rows * cols, cols, rows * cols, rows};
   }
-  bool active() const { return batches > 0; }
-  index_t elements() const { return batches * rows * cols; }
+  NORMNORM_ALWAYS_INLINE bool active() const { return batches > 0; }
+  NORMNORM_ALWAYS_INLINE index_t elements() const { return batches * rows * cols; }
 };
 
 // Above: the type the kernel tables pass between translation units. Below: code,
