@@ -250,7 +250,7 @@ const EstimatorSpec paper_estimator{"newton_step", normnorm::LambdaEstimator::ne
 
 template <class T>
 void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threads,
-               const EstimatorSpec& estimator = paper_estimator) {
+               const EstimatorSpec& estimator = paper_estimator, bool columns_in_place = true) {
   try {
     Fixture<T>& f = fixture_for<T>(c);
     f.config.options.estimator = estimator.estimator;  // the fixture is shared by the rows of a layer
@@ -269,6 +269,7 @@ void run_layer(benchmark::State& state, const Case& c, BenchMode mode, int threa
       execution.device = device.get();
     }
     execution.keep_noise = mode == BenchMode::train_fwd_bwd_kept;
+    execution.columns_in_place = columns_in_place;
     normnorm::ForwardArgs<T> fa = f.forward_args();
     const normnorm::BackwardArgs<T> ba = f.backward_args();
     // Evaluation of the batch forms reads running statistics: give them trained
@@ -351,6 +352,33 @@ void register_all() {
       {"newton4", normnorm::LambdaEstimator::newton, 4},
       {"exact", normnorm::LambdaEstimator::exact, 1},
   };
+  // Batch-form groups that are columns ((N, C), channels-last rows), walked in place
+  // or on a transposed copy (Execution::columns_in_place): the measurement behind
+  // engine::columns_pay_off. One thread, float:
+  //   placement/<in_place|on_copy>/<form>/<mode>/float/threads:1/<shape>
+  static const Case column_cases[] = {
+      {"batch_1d", Form::batch_1d, {128, 784}, 1},
+      {"batch_1d", Form::batch_1d, {128, 64}, 1},
+      {"batch_1d", Form::batch_1d, {128, 16}, 1},
+      {"batch_1d", Form::batch_1d, {128, 8}, 1},
+      {"batch_1d", Form::batch_1d, {128, 4}, 1},
+      {"batch_1d", Form::batch_1d, {128, 2}, 1},
+      {"batch_1d", Form::batch_1d, {4096, 8}, 1},
+      {"batch_2d_nhwc", Form::batch_2d, {32, 64, 32, 32}, 1, normnorm::MemoryFormat::channels_last},
+      {"batch_2d_nhwc", Form::batch_2d, {8, 256, 14, 14}, 1, normnorm::MemoryFormat::channels_last},
+      {"batch_2d_nhwc", Form::batch_2d, {16, 4, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
+      {"batch_2d_nhwc", Form::batch_2d, {16, 2, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
+  };
+  for (const Case& c : column_cases)
+    for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::train_fwd_bwd_kept})
+      for (bool in_place : {true, false}) {
+        const std::string name = std::string("placement/") + (in_place ? "in_place/" : "on_copy/") + c.form_tag + "/" +
+                                 mode_tag(mode) + "/float/threads:1/" + c.shape_tag();
+        auto* b = benchmark::RegisterBenchmark(name.c_str(), [c, mode, in_place](benchmark::State& state) {
+          run_layer<float>(state, c, mode, 1, paper_estimator, in_place);
+        });
+        b->UseRealTime()->Unit(benchmark::kMillisecond);
+      }
   if (float_only) return;
   // 2-byte storage (float compute, converted at the API boundary): the same rows in
   // bfloat16 and half, one thread, beside the float rows above.

@@ -89,6 +89,18 @@ struct Harness {
   }
 };
 
+// (N, C, S...) contiguous -> (N, S..., C) channels-last.
+template <class T>
+std::vector<T> to_channels_last(const std::vector<T>& contiguous, const Shape& shape) {
+  const index_t n = shape[0], c = shape[1], s = element_count(shape) / (n * c);
+  std::vector<T> last(contiguous.size());
+  for (index_t i = 0; i < n; ++i)
+    for (index_t ch = 0; ch < c; ++ch)
+      for (index_t k = 0; k < s; ++k)
+        last[static_cast<std::size_t>((i * s + k) * c + ch)] = contiguous[static_cast<std::size_t>((i * c + ch) * s + k)];
+  return last;
+}
+
 // The configurations the option-matrix tests sweep: each form with a small shape.
 struct FormCase {
   LayerConfig config;

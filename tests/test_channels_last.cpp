@@ -12,17 +12,6 @@ using namespace normnorm::test;
 
 namespace {
 
-// (N, C, S) contiguous <-> (N, S, C) channels-last.
-template <class T>
-std::vector<T> to_channels_last(const std::vector<T>& nchw, const Shape& shape) {
-  const index_t n = shape[0], c = shape[1], s = element_count(shape) / (n * c);
-  std::vector<T> nhwc(nchw.size());
-  for (index_t i = 0; i < n; ++i)
-    for (index_t ch = 0; ch < c; ++ch)
-      for (index_t k = 0; k < s; ++k) nhwc[static_cast<std::size_t>((i * s + k) * c + ch)] = nchw[static_cast<std::size_t>((i * c + ch) * s + k)];
-  return nhwc;
-}
-
 template <class T>
 void check_same_as_contiguous(const FormCase& fc, NoiseKind noise_kind, bool simd) {
   Harness<T> contiguous(fc.config, fc.shape), channels_last(fc.config, fc.shape);

@@ -38,6 +38,9 @@ std::vector<PlanCase> plan_cases(const Options& options) {
   };
   return {
       {LayerConfig::batch_normal_norm_1d(5, with(Form::batch_1d)), Shape{12, 5}, MemoryFormat::contiguous},
+      // Channels walked in place as columns (engine/placement.hpp: 8 float channels per row).
+      {LayerConfig::batch_normal_norm_1d(8, with(Form::batch_1d)), Shape{12, 8}, MemoryFormat::contiguous},
+      {LayerConfig::batch_normal_norm_2d(8, with(Form::batch_2d)), Shape{2, 8, 3, 4}, MemoryFormat::channels_last},
       {LayerConfig::batch_normal_norm_1d(4, with(Form::batch_1d)), Shape{6, 4, 7}, MemoryFormat::contiguous},
       {LayerConfig::batch_normal_norm_2d(3, with(Form::batch_2d)), Shape{3, 3, 4, 5}, MemoryFormat::contiguous},
       {LayerConfig::batch_normal_norm_2d(3, with(Form::batch_2d)), Shape{3, 3, 4, 5}, MemoryFormat::channels_last},
@@ -103,17 +106,25 @@ TEMPLATE_TEST_CASE("memory_plan predicts exactly what a fresh context holds afte
 }
 
 TEST_CASE("memory_plan: the parts it names, for a shape whose sizes are easy to check by hand", "[memory_plan]") {
-  // BatchNormalNorm1d (N, C) = (100, 8) in float, training with noise: the engine runs on a
-  // transposed copy (input, its draws, a buffer to draw them in: 3 x 800 floats), with one
-  // verdict per channel; the backward copies input and grad_output and replays the noise
-  // (4 x 800 floats), keeps 2 sums per channel and one group's partials (2 x 100 floats).
-  // State: 9 doubles per channel.
+  // BatchNormalNorm1d (N, C) = (100, 8) in float, training with noise: the engine walks the
+  // channels in place (engine/placement.hpp), drawing the noise in memory order (800 floats),
+  // with one verdict per channel; the backward replays the noise (800 floats), keeps 2 sums
+  // per channel and, for the one thread, the partials of one block of channels (2 x 100
+  // values x 16 lanes: the widest batch, 64 bytes). State: 9 doubles per channel.
   const auto config = LayerConfig::batch_normal_norm_1d(8, Options{});
   const MemoryPlan plan = memory_plan<float>(config, Shape{100, 8}, Mode::train);
   CHECK(plan.state == 8 * 9 * sizeof(double));
-  CHECK(plan.forward_workspace == 3 * 800 * sizeof(float) + 64);  // + the verdicts' aligned block
-  // + the per-element partials of one group (100 values) for the one thread: 2 x 100 floats.
-  CHECK(plan.backward_workspace == 4 * 800 * sizeof(float) + 2 * 64 + 832);
+  CHECK(plan.forward_workspace == 800 * sizeof(float) + 64);  // + the verdicts' aligned block
+  CHECK(plan.backward_workspace == 800 * sizeof(float) + 2 * 64 + 2 * 100 * 16 * sizeof(float));
+  // On the transposed copy instead (Execution::columns_in_place = false): the input, its
+  // draws and a buffer to draw them in (3 x 800 floats); the backward copies input and
+  // grad_output and replays the noise (4 x 800 floats), and keeps one group's partials
+  // (2 x 100 floats, 832 bytes aligned).
+  Execution on_copy;
+  on_copy.columns_in_place = false;
+  const MemoryPlan copied = memory_plan<float>(config, Shape{100, 8}, Mode::train, MemoryFormat::contiguous, on_copy);
+  CHECK(copied.forward_workspace == 3 * 800 * sizeof(float) + 64);
+  CHECK(copied.backward_workspace == 4 * 800 * sizeof(float) + 2 * 64 + 832);
   CHECK(plan.evaluation_cache == 0);
   const MemoryPlan eval = memory_plan<float>(config, Shape{100, 8}, Mode::eval);
   CHECK(eval.forward_workspace == 0);  // the fixed map runs in place on the caller's buffers
@@ -213,7 +224,7 @@ TEMPLATE_TEST_CASE("memory_plan with keep_noise and with a thread pool: exact to
       }
   CHECK(checked == 2 * 2 * static_cast<int>(plan_cases(Options{}).size()));
   // Kept draws are one value per element of state.
-  const PlanCase c = plan_cases(options)[2];  // batch 2d (3, 3, 4, 5)
+  const PlanCase c = plan_cases(options)[4];  // batch 2d (3, 3, 4, 5)
   Execution keep;
   keep.keep_noise = true;
   CHECK(memory_plan<T>(c.config, c.shape, Mode::train, c.format, keep).state ==

@@ -42,6 +42,10 @@ struct Execution {
   // compute type per element, counted in memory_plan's state) so the backward reads
   // them instead of drawing them again. Same results, bit for bit; faster backward.
   bool keep_noise = false;
+  // Batch forms on (N, C) or channels-last input: walk the caller's rows in place, one
+  // channel per lane (engine/placement.hpp says when the engine does). false: work on a
+  // transposed copy instead. The same results, bit for bit; for measuring the two.
+  bool columns_in_place = true;
 };
 
 // T is the storage type of the tensors (storage.hpp): float, double, Eigen::bfloat16 or
@@ -173,7 +177,10 @@ inline engine::ForwardRequest<T> forward_request(const LayerConfig& config, Mode
 }
 
 // The placement of a call (engine/placement.hpp), after the checks of its memory format.
-inline Status place(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map,
+// `on_copy`: the call may not walk columns in place (it reduces over ranks, or it is
+// the backward of a forward that did not: kept noise is in that forward's order).
+template <class T>
+inline Status place(const LayerConfig& config, const Shape& shape, MemoryFormat format, bool fixed_map, bool on_copy,
                     engine::Placement& placement) {
   Layout logical;
   NORMNORM_RETURN_IF_ERROR(config.check_layout(shape, logical));
@@ -184,7 +191,7 @@ inline Status place(const LayerConfig& config, const Shape& shape, MemoryFormat 
       return fail(config, "channels_last needs a batch 2d/3d, instance 2d/3d or group layer");
     if (shape.rank() < 3) return fail(config, "channels_last needs an input of rank 3 or more, got " + shape.to_string());
   }
-  placement = engine::place(logical, format, fixed_map);
+  placement = engine::place(logical, format, fixed_map, !on_copy && !searches_lambda(config.options), sizeof(T));
   return {};
 }
 
@@ -249,7 +256,8 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   // way to the exact one).
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   engine::Placement placement;
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, fixed_map, placement));
+  NORMNORM_RETURN_IF_ERROR(detail::place<T>(config, args.shape, args.memory_format, fixed_map,
+                                         distributed || !execution.columns_in_place, placement));
   // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
   const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
   NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, engine::forward_scratch<T>(placement, flow, distributed), context,
@@ -276,6 +284,7 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
   context.config = config;
   context.shape = args.shape;
   context.memory_format = args.memory_format;
+  context.columns_in_place = placement.columns.active();
   context.noise_kept = context.noise_kind != NoiseKind::none && request.kept_noise != nullptr;
   return {};
 }
@@ -369,7 +378,8 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
        {args.noise.normals, count * c_bytes}}));
   const bool fixed_map = mode == Mode::eval && config.has_running_stats() && config.options.power_transform;
   engine::Placement placement;
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, fixed_map, placement));
+  NORMNORM_RETURN_IF_ERROR(detail::place<C>(config, args.shape, args.memory_format, fixed_map,
+                                         distributed || !execution.columns_in_place, placement));
   if (fixed_map) return run_narrow_evaluation(config, args, layout, placement, context, execution);
   // Reserve the copy and the float call's scratch together, so that call does not move it.
   const std::size_t prefix = detail::aligned_bytes<C>(count);
@@ -479,7 +489,10 @@ inline Status run_backward(const LayerConfig& config, const BackwardArgs<T>& arg
     return detail::fail(config, "the forward used external noise: pass the same draws as external_noise");
 
   engine::Placement placement;
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, false, placement));
+  if (distributed && context.columns_in_place && context.noise_kept)
+    return detail::fail(config, "the forward ran in one process and kept its noise; a backward over ranks needs a forward over ranks");
+  NORMNORM_RETURN_IF_ERROR(detail::place<T>(config, args.shape, args.memory_format, false,
+                                         distributed || !context.columns_in_place, placement));
   const engine::Kernels<T>* kernels = nullptr;
   NORMNORM_RETURN_IF_ERROR(engine::select_kernels<T>(execution.simd_path, kernels));
   // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
@@ -543,7 +556,10 @@ inline Status run_narrow_backward(const LayerConfig& config, const BackwardArgs<
       {{args.weight.data, affine_bytes}, {args.grad_weight, affine_bytes}, {args.grad_bias, affine_bytes},
        {args.external_noise, count * c_bytes}}));
   engine::Placement placement;
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, false, placement));
+  if (distributed && context.columns_in_place && context.noise_kept)
+    return detail::fail(config, "the forward ran in one process and kept its noise; a backward over ranks needs a forward over ranks");
+  NORMNORM_RETURN_IF_ERROR(detail::place<C>(config, args.shape, args.memory_format, false,
+                                         distributed || !context.columns_in_place, placement));
   const bool replay_noise =
       context.noise_kind != NoiseKind::none && !context.noise_kept && config.options.affine && args.grad_weight;
   const std::size_t half = detail::aligned_bytes<C>(count), prefix = 2 * half;

@@ -77,6 +77,7 @@ struct SavedContext {
   Layout layout;
   Shape shape;  // the forward's input shape: backward must see the same
   MemoryFormat memory_format = MemoryFormat::contiguous;
+  bool columns_in_place = false;  // the forward walked its groups as columns of the caller's rows (kept noise in memory order)
   Mode mode = Mode::train;
   bool batch_statistics = true;  // mean, var and lambda came from the group (they carry gradient)
   bool valid = false;            // false until a forward succeeds; a failed forward clears it

@@ -99,7 +99,7 @@ inline Status try_evaluate(const LayerConfig& config, const EvaluateArgs<T>& arg
   if (!difference.empty()) return detail::fail(config, "the evaluation cache was prepared for another config (" + difference + ")");
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, args.shape));
   engine::Placement placement;
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, args.shape, args.memory_format, true, placement));
+  NORMNORM_RETURN_IF_ERROR(detail::place<C>(config, args.shape, args.memory_format, true, false, placement));
   if (!args.input) return detail::fail(config, "input is null");
   if (!args.output) return detail::fail(config, "output is null");
   const index_t bytes = placement.layout.num_elements() * static_cast<index_t>(sizeof(T));

@@ -44,8 +44,10 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
   NORMNORM_RETURN_IF_ERROR(detail::validate_shape<C>(config, shape));
   const auto flow = engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats());
   engine::Placement forward_plan, backward_plan;
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, shape, format, flow.fixed_map, forward_plan));
-  NORMNORM_RETURN_IF_ERROR(detail::place(config, shape, format, false, backward_plan));
+  NORMNORM_RETURN_IF_ERROR(detail::place<C>(config, shape, format, flow.fixed_map,
+                                            reduces_over_ranks || !execution.columns_in_place, forward_plan));
+  // The backward walks columns in place exactly when its forward did (api.hpp).
+  NORMNORM_RETURN_IF_ERROR(detail::place<C>(config, shape, format, false, reduces_over_ranks || !forward_plan.columns.active(), backward_plan));
   const auto groups = static_cast<std::size_t>(forward_plan.layout.num_groups());
   plan = MemoryPlan{};
   plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<C>) : 0);

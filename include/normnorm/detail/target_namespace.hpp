@@ -140,3 +140,15 @@
 #else
 #define NORMNORM_ALWAYS_INLINE inline
 #endif
+
+// Scalar per-group arithmetic that several kernels share (statistics.hpp): compiled once
+// per target and called, never inlined, so every caller gets the same rounding (inlined,
+// a compiler may fuse a product into an add in one caller and not in another). Only in
+// the per-target namespace: each target still has its own copy.
+#if defined(__GNUC__) || defined(__clang__)
+#define NORMNORM_OUT_OF_LINE inline __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define NORMNORM_OUT_OF_LINE inline __declspec(noinline)
+#else
+#define NORMNORM_OUT_OF_LINE inline
+#endif

@@ -20,6 +20,7 @@
 #include <type_traits>
 
 #include "normnorm/context.hpp"
+#include "normnorm/engine/columns.hpp"
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
 #include "normnorm/engine/scratch_plan.hpp"
@@ -49,6 +50,9 @@ struct BackwardRequest {
   // Batch forms over a batch split across ranks (docs/distributed.md), as in ForwardRequest.
   const Reducer* reducer = nullptr;
   GlobalBatch global;
+  // Active: groups that are the columns of the caller's rows, walked in place
+  // (engine/column_backward.hpp); `noise` then in memory order, as in ForwardRequest.
+  Columns columns;
 };
 
 // Above: the type the kernel tables pass between translation units. Below: code,
@@ -145,7 +149,7 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
         const V grad = math::load<V>(rq.grad_out + p);
         const V u = affine_at<V>(rq.weight, run, start + i, T(1)) * grad;
         V z = td.y;
-        if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
+        if (sigma != T(0)) z = z + math::rounded_term(V(sigma) * math::load<V>(normals + i));
         const V u_psi_h = u * td.psi_h;
         sums.add(0, u * td.psi_l);
         sums.add(1, u_psi_h);
@@ -197,8 +201,8 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
         using V = decltype(zero);
         const V h = standardized(math::load<V>(rq.x + run.offset + i));
         V gh = math::load<V>(partial_psi + run_start + i);
-        if (lambda_has_gradient) gh = gh + V(lambda_term) * math::load<V>(partial_dl + run_start + i);
-        math::store(rq.grad_x + run.offset + i, V(rstd) * (gh - V(centre) - h * V(slope)));
+        if (lambda_has_gradient) gh = gh + math::rounded_term(V(lambda_term) * math::load<V>(partial_dl + run_start + i));
+        math::store(rq.grad_x + run.offset + i, V(rstd) * (gh - V(centre) - math::rounded_term(h * V(slope))));
       });
     } else {
       math::for_each_lane<T, Arch>(run.length, [&](auto zero, index_t i) {
@@ -208,9 +212,9 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
         const auto m = math::magnitude_of(h);
         const auto td = math::power_transform_derivatives(m, transform);
         const V u = affine_at<V>(rq.weight, run, i, T(1)) * math::load<V>(rq.grad_out + p);
-        V gh = u * td.psi_h;
-        if (lambda_has_gradient) gh = gh + V(lambda_term) * lambda_sensitivity(m);
-        math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - h * V(slope)));
+        V gh = math::rounded_term(u * td.psi_h);
+        if (lambda_has_gradient) gh = gh + math::rounded_term(V(lambda_term) * lambda_sensitivity(m));
+        math::store(rq.grad_x + p, V(rstd) * (gh - V(centre) - math::rounded_term(h * V(slope))));
       });
     }
     run_start += run.length;
@@ -253,9 +257,10 @@ constexpr index_t max_partial_group = 32768;
 // The backward's scratch in the workspace: `transposed_values` for the caller's
 // transposed copies, per block of groups each channel's sum(g) and sum(g z), and
 // for each of `worker_slots` threads (engine::worker_slots) one group's partials.
+// `partial_lanes`: groups walked at once per thread (max_column_lanes on columns, else 1).
 template <class T>
 inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transposed_values, bool reduces_over_ranks,
-                                         index_t worker_slots) {
+                                         index_t worker_slots, index_t partial_lanes = 1) {
   ScratchPlan scratch;
   scratch.transposed_values = transposed_values;
   scratch.transposed = scratch.add(transposed_values, sizeof(T));
@@ -265,14 +270,19 @@ inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transpose
   scratch.channel_sums = scratch.add(scratch.channel_sum_count, sizeof(double));
   // Over ranks, pass 2 runs after the collective, so the partials would be every group's: recompute.
   if (!reduces_over_ranks && layout.group_size() <= max_partial_group)
-    scratch.partial_count = worker_slots * 2 * layout.group_size();
+    scratch.partial_count = worker_slots * 2 * layout.group_size() * partial_lanes;
   scratch.partials = scratch.add(scratch.partial_count, sizeof(T));
   return scratch;
 }
 
+// The batch forms' backward on groups that are columns (engine/column_backward.hpp).
+template <class T, class Arch>
+void backward_columns(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
+
 // The kernel. Needs the scratch carved first (backward_scratch_plan).
 template <class T, class Arch>
 inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
+  if (rq.columns.active()) return backward_columns<T, Arch>(rq, ctx, workers);
   const Layout& layout = rq.layout;
   const index_t groups = layout.num_groups();
   const index_t channels = layout.channels;

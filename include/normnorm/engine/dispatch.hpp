@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "normnorm/engine/backward.hpp"
+#include "normnorm/engine/column_backward.hpp"
+#include "normnorm/engine/column_forward.hpp"
 #include "normnorm/engine/forward.hpp"
 #include "normnorm/engine/forward_reduced.hpp"
 #include "normnorm/engine/noise_draws.hpp"

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "normnorm/context.hpp"
+#include "normnorm/engine/columns.hpp"
 #include "normnorm/engine/evaluation.hpp"
 #include "normnorm/engine/noise_draws.hpp"
 #include "normnorm/engine/parallel.hpp"
@@ -44,6 +45,10 @@ struct ForwardRequest {
   // and what the handshake (api.hpp) learned of the global batch. Null: one process.
   const Reducer* reducer = nullptr;
   GlobalBatch global;
+  // Active: a batch form whose groups are the columns of the caller's rows ((N, C),
+  // channels-last), walked in place (engine/column_forward.hpp); `noise` is then keyed
+  // by memory offset or given in memory order.
+  Columns columns;
 };
 
 // Above: the type the kernel tables pass between translation units. Below: code,
@@ -114,10 +119,12 @@ inline void write_affine(const ForwardRequest<T>& rq, index_t group, const Stand
           const V value = math::load<V>(rq.x + p);
           z = math::power_transform(standardize(value), transform);
         }
-        if (sigma != T(0)) z = z + V(sigma) * math::load<V>(normals + i);
+        // Products rounded before their add, here and on columns (column_forward.hpp): the
+        // same bits whichever way a compiler would have fused them.
+        if (sigma != T(0)) z = z + math::rounded_term(V(sigma) * math::load<V>(normals + i));
         const V gamma = affine_at<V>(rq.weight, run, start + i, T(1));
         const V beta = affine_at<V>(rq.bias, run, start + i, T(0));
-        math::store(rq.out + p, gamma * z + beta);
+        math::store(rq.out + p, math::rounded_term(gamma * z) + beta);
       });
     }
   });
@@ -172,6 +179,61 @@ inline void write_group(const ForwardRequest<T>& rq, SavedContext<T>& ctx, index
     write_affine<T, Arch, true>(rq, g, standardize, transform, T(sigma));
   }
   if (update_running) update_running_group(rq, ctx, g, spread, factor, group_size);
+}
+
+// What every forward records first: the call's mode and noise, the context not yet valid.
+template <class T>
+inline void start_forward(const ForwardRequest<T>& rq, const ForwardPlan<T>& plan, SavedContext<T>& ctx) {
+  ctx.valid = false;
+  ctx.mode = rq.mode;
+  ctx.batch_statistics = !plan.use_running;
+  ctx.noise_kind = plan.noisy ? rq.noise.kind : NoiseKind::none;
+  ctx.noise_seed = rq.noise.seed;
+  ctx.noise_call = rq.noise.call;
+}
+
+// Group g's statistics into the context, and its verdict into the scratch (searches:
+// its extremes too, for the overflow check once lambda is known).
+template <class T>
+inline void record_group(const ForwardRequest<T>& rq, const ForwardPlan<T>& plan, const GroupStatistics& stats,
+                         index_t g, SavedContext<T>& ctx) {
+  const Options& options = rq.options;
+  const bool estimates_lambda = options.power_transform && !plan.use_running;
+  GroupVerdict& v = ctx.scratch.verdicts[g];
+  v = GroupVerdict::usable;
+  if (stats.zero_scale) v = GroupVerdict::zero_scale;
+  else if (!stats.finite) v = GroupVerdict::non_finite;
+  else if (estimates_lambda && !plan.search &&
+           transform_overflows<T>(stats.lambda, stats.max_h, stats.max_minus_h, options.eps,
+                                  static_cast<double>(rq.layout.group_size())))
+    v = GroupVerdict::overflows;
+  if (plan.search) {  // the overflow check waits for the searched lambda
+    ctx.scratch.extremes[2 * g] = stats.max_h;
+    ctx.scratch.extremes[2 * g + 1] = stats.max_minus_h;
+  }
+  const auto at = static_cast<std::size_t>(g);
+  ctx.mean[at] = stats.mean;
+  ctx.var[at] = stats.var;
+  ctx.rstd[at] = stats.rstd;
+  ctx.lambda[at] = stats.lambda;
+  ctx.mean_hd[at] = stats.mean_hd;
+  ctx.mean_d[at] = stats.mean_d;
+  ctx.g1[at] = stats.g1;
+  ctx.g2[at] = stats.g2;
+  ctx.noise_scale[at] = 0.0;
+}
+
+// The running statistics' blend factor of this training call (0 when none are updated).
+template <class T>
+inline double running_factor(const ForwardRequest<T>& rq, const ForwardPlan<T>& plan) {
+  if (!plan.update_running) return 0.0;
+  std::int64_t batches = 1;
+  // The count saturates at its largest value (a cumulative factor of ~1e-19 by then), never wraps.
+  if (std::int64_t* count = rq.running.num_batches_tracked) {
+    if (*count < std::numeric_limits<std::int64_t>::max()) ++*count;
+    batches = *count;
+  }
+  return running_update_factor(rq.options.momentum, batches);
 }
 
 // Searching estimators (newton(k), exact): the standardized input, group-interleaved
@@ -258,6 +320,10 @@ inline constexpr index_t no_failed_group = -1;
 template <class T, class Arch>
 index_t forward_reduced(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
 
+// The batch forms' forward on groups that are columns (engine/column_forward.hpp).
+template <class T, class Arch>
+index_t forward_columns(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
+
 // The kernel: returns no_failed_group, or (training only) the first group that is
 // not finite, cannot be standardized, or whose power transform would overflow T,
 // having written nothing; forward_failure() says why. Needs the scratch carved and prepare_forward first.
@@ -267,18 +333,14 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
   const Options& options = rq.options;
   const ForwardPlan<T> plan = ForwardPlan<T>::of(rq);
   if (rq.reducer && layout.groups_span_batch && !plan.use_running) return forward_reduced<T, Arch>(rq, ctx, workers);
+  if (rq.columns.active() && !plan.fixed_map) return forward_columns<T, Arch>(rq, ctx, workers);
   const bool training = plan.training, use_running = plan.use_running, update_running = plan.update_running;
   const bool noisy = plan.noisy, need_spread = plan.need_spread;
   const index_t groups = layout.num_groups();
   const double group_bytes = static_cast<double>(layout.group_size() * static_cast<index_t>(sizeof(T)));
   const double group_cycles = 20.0 * static_cast<double>(layout.group_size());
 
-  ctx.valid = false;
-  ctx.mode = rq.mode;
-  ctx.batch_statistics = !use_running;
-  ctx.noise_kind = noisy ? rq.noise.kind : NoiseKind::none;
-  ctx.noise_seed = rq.noise.seed;
-  ctx.noise_call = rq.noise.call;
+  detail::start_forward(rq, plan, ctx);
 
   if (plan.fixed_map) {
     // A fixed per-element map: one pass (engine/evaluation.hpp).
@@ -290,31 +352,10 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
   // Phase 1: statistics of every group, before any write.
   GroupVerdict* verdict = ctx.scratch.verdicts;
   double* extremes = ctx.scratch.extremes;
-  for (index_t g = 0; g < groups; ++g) verdict[g] = GroupVerdict::usable;
   const double group_size = static_cast<double>(layout.group_size());
-  const bool estimates_lambda = options.power_transform && !use_running;
   const bool search = plan.search;
   parallel_for(workers, groups, group_bytes, group_cycles, [&](index_t g) {
-    const GroupStatistics stats = detail::statistics_for<T, Arch>(rq, use_running, g);
-    GroupVerdict& v = verdict[g];
-    if (stats.zero_scale) v = GroupVerdict::zero_scale;
-    else if (!stats.finite) v = GroupVerdict::non_finite;
-    else if (estimates_lambda && !search &&
-             transform_overflows<T>(stats.lambda, stats.max_h, stats.max_minus_h, options.eps, group_size))
-      v = GroupVerdict::overflows;
-    if (search) {  // the overflow check waits for the searched lambda
-      extremes[2 * g] = stats.max_h;
-      extremes[2 * g + 1] = stats.max_minus_h;
-    }
-    ctx.mean[static_cast<std::size_t>(g)] = stats.mean;
-    ctx.var[static_cast<std::size_t>(g)] = stats.var;
-    ctx.rstd[static_cast<std::size_t>(g)] = stats.rstd;
-    ctx.lambda[static_cast<std::size_t>(g)] = stats.lambda;
-    ctx.mean_hd[static_cast<std::size_t>(g)] = stats.mean_hd;
-    ctx.mean_d[static_cast<std::size_t>(g)] = stats.mean_d;
-    ctx.g1[static_cast<std::size_t>(g)] = stats.g1;
-    ctx.g2[static_cast<std::size_t>(g)] = stats.g2;
-    ctx.noise_scale[static_cast<std::size_t>(g)] = 0.0;
+    detail::record_group<T>(rq, plan, detail::statistics_for<T, Arch>(rq, use_running, g), g, ctx);
   });
   bool all_usable = true;
   for (index_t g = 0; g < groups; ++g) all_usable = all_usable && verdict[g] == GroupVerdict::usable;
@@ -333,16 +374,7 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
       if (verdict[g] != GroupVerdict::usable) return g;
 
   // Nothing below can fail.
-  double factor = 0.0;
-  if (update_running) {
-    std::int64_t batches = 1;
-    // The count saturates at its largest value (a cumulative factor of ~1e-19 by then), never wraps.
-    if (std::int64_t* count = rq.running.num_batches_tracked) {
-      if (*count < std::numeric_limits<std::int64_t>::max()) ++*count;
-      batches = *count;
-    }
-    factor = running_update_factor(options.momentum, batches);
-  }
+  const double factor = detail::running_factor(rq, plan);
 
   // Phase 2: transform, noise and affine, group by group.
   parallel_for(workers, groups, 3 * group_bytes, 3 * group_cycles, [&](index_t g) {

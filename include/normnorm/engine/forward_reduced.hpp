@@ -153,30 +153,19 @@ index_t forward_reduced(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const
     for_groups([&](index_t g) {
       const auto at = static_cast<std::size_t>(g);
       const auto standardize = Standardizer<T>::from(ctx.mean[at], ctx.rstd[at]);
-      using Wide = math::lane_batch<T, Arch>;
-      Wide wide_max_h(T(0)), wide_max_minus_h(T(0));
-      T tail_max_h(0), tail_max_minus_h(0);
+      ExtremesOfH<T, Arch> extremes_of_h;
       const auto sums = reduce_group<T, Arch, 5>(layout, g, [&](auto zero, index_t p, auto& acc) {
         using V = decltype(zero);
         const V h = standardize(load<V>(rq.x + p));
-        if constexpr (std::is_same_v<V, T>) {
-          tail_max_h = std::max(tail_max_h, h);
-          tail_max_minus_h = std::max(tail_max_minus_h, -h);
-        } else {
-          wide_max_h = xsimd::max(wide_max_h, h);
-          wide_max_minus_h = xsimd::max(wide_max_minus_h, -h);
-        }
-        const auto terms = math::lambda_terms<V, T>(h);
-        acc.add(0, terms.hd);
-        acc.add(1, terms.sL);
-        acc.add(2, terms.d);
-        acc.add(3, terms.dd);
-        acc.add(4, terms.he);
+        extremes_of_h.track(h);
+        add_lambda_terms<T>(acc, h);
       });
+      GroupStatistics largest;
+      extremes_of_h.of_group(largest);
       double* record = buffer + 7 * at;
       for (std::size_t k = 0; k < 5; ++k) record[k] = sums[k];
-      record[5] = static_cast<double>(std::max(math::lane_max(wide_max_h), tail_max_h));
-      record[6] = static_cast<double>(std::max(math::lane_max(wide_max_minus_h), tail_max_minus_h));
+      record[5] = largest.max_h;
+      record[6] = largest.max_minus_h;
     });
     allreduce_sum_max(reducer, buffer, 7 * G, 7, 5);
     for (index_t g = 0; g < groups; ++g) {

@@ -5,17 +5,23 @@
 // choice, the copies and the noise keyed to match them are all here.
 //
 //   contiguous (N, C, ...)      the logical layout, in place
-//   contiguous (N, C), batch    groups are columns: a copy as (1, C, N) rows
-//   channels-last (N, ..., C)   a copy in (N, C, ...) order; evaluation with a fixed
-//                               per-channel map runs in place, lanes across channels
+//   contiguous (N, C), batch    groups are columns: walked in place, one channel per
+//                               lane (engine/column_forward.hpp); a copy as (1, C, N)
+//                               rows for the searching estimators and over ranks
+//   channels-last (N, ..., C)   batch forms: columns in place, as (N, C); evaluation with
+//                               a fixed per-channel map in place, lanes across channels;
+//                               the other forms, and the cases above, a copy in (N, C, ...) order
 //   column-major, batch forms   in place: memory is (..., C, N), so each channel is
 //                               runs of N values, one run per spatial position
 //   column-major, other forms   a copy in (N, C, ...) order (spatial positions, and the
 //                               layer form's normalized positions, in memory order)
 //
-// Philox draws are keyed by the element's offset in the caller's memory, except on
-// the channels-last copy, where they are keyed by the logical (N, C, ...) offset as
-// the contiguous case is: the same seed gives both formats the same result.
+// Philox draws are keyed by the element's offset in the caller's memory, except for
+// channels-last input, where they are keyed by the logical (N, C, ...) offset as the
+// contiguous case is: the same seed gives both formats the same result. Walking columns
+// in place or a copy gives the same bits (tests/test_columns.cpp).
+
+#include <algorithm>
 
 #include "normnorm/engine/dispatch.hpp"
 #include "normnorm/detail/target_namespace.hpp"
@@ -28,32 +34,58 @@ struct Placement {
   // The copy's offset is the Philox key (channels-last: the logical offset); otherwise
   // draws are keyed by the caller's memory offset, then transposed like the input.
   bool noise_keyed_in_engine_order = true;
+  // Active: the kernels walk the caller's rows in place, one channel per lane.
+  Columns columns;
+  bool noise_keyed_logically = false;  // columns of channels-last memory: Philox keys are logical offsets
 };
 
 // Above: the type. Below: code, compiled per target (detail/target_namespace.hpp);
 // the per-element work is in the kernels it calls.
 NORMNORM_TARGET_NAMESPACE_BEGIN
 
+// Whether walking the columns in place beats the copy, as measured (docs/benchmarks.md,
+// "Columns in place"; bench rows placement/...): it needs an AVX2 batch's worth of
+// channels (fewer leave lanes idle and go through padded copies: 3-9x slower than the
+// copy at 2 and 4 channels), and a block of channels whose values fit in L2 (a block
+// is 64 bytes of each of group_size rows; each phase passes over it several times):
+// at 32768 rows per channel the copy's contiguous groups are 1.1-1.4x faster.
+inline bool columns_pay_off(index_t channels, index_t group_size, std::size_t value_bytes) {
+  constexpr index_t l2_budget = 256 * 1024;
+  return channels * static_cast<index_t>(value_bytes) >= 32 && group_size * 64 <= l2_budget;
+}
+
 // The placement of a call on memory in `format` whose logical view is `logical`.
 // `fixed_map`: an evaluation with a fixed per-channel map (engine/evaluation.hpp),
-// which runs in place wherever each lane can take its own channel.
-inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_map) {
+// which runs in place wherever each lane can take its own channel. `columns_allowed`:
+// the call may walk columns in place (a one-step estimator, one process); `value_bytes`:
+// the compute type's size.
+inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_map, bool columns_allowed,
+                       std::size_t value_bytes) {
   Placement placement;
   placement.layout = logical;
   const index_t outer = logical.outer, channels = logical.channels, inner = logical.inner;
+  const bool columns = columns_allowed && !fixed_map && logical.groups_span_batch && logical.channels_per_group == 1 &&
+                       columns_pay_off(channels, logical.group_size(), value_bytes);
   switch (format) {
     case MemoryFormat::contiguous:
       // Groups that are columns of (N, C): no SIMD along a run of one value. A fixed map's
       // lanes take a channel each instead (evaluation.hpp).
       if (logical.groups_span_batch && inner == 1 && channels > 1 && logical.channels_per_group == 1 && !fixed_map) {
-        placement.layout = Layout{1, channels, outer, 1, true};
-        placement.transposition = Transposition::packed(1, outer, channels);
-        placement.noise_keyed_in_engine_order = false;
+        if (columns) {
+          placement.columns = Columns{channels, 1, outer, channels, outer * channels};
+        } else {
+          placement.layout = Layout{1, channels, outer, 1, true};
+          placement.transposition = Transposition::packed(1, outer, channels);
+          placement.noise_keyed_in_engine_order = false;
+        }
       }
       break;
     case MemoryFormat::channels_last:
       if (fixed_map) {
         placement.layout = Layout{outer * inner, channels, 1, 1, true};  // rows of C values
+      } else if (columns) {
+        placement.columns = Columns{channels, outer, inner, channels, inner * channels};
+        placement.noise_keyed_logically = true;
       } else {
         placement.transposition = Transposition::packed(outer, inner, channels);
       }
@@ -73,6 +105,37 @@ inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_ma
       break;
   }
   return placement;
+}
+
+// The draws of columns walked in place, in the caller's memory order: the caller's
+// own (external), or Philox's drawn into `buffer` (through `logical_draws` when keyed
+// logically). With `kept` (Execution::keep_noise) the draws land there instead.
+template <class T>
+inline NoiseSource<T> noise_in_memory_order(const Placement& placement, const NoiseSource<T>& noise, T* buffer,
+                                            T* logical_draws, T* kept, const Kernels<T>& kernels,
+                                            const Eigen::ThreadPoolDevice* device, index_t noise_offset) {
+  const index_t count = placement.layout.num_elements();
+  if (noise.kind == NoiseKind::none) return noise;
+  if (noise.kind == NoiseKind::external) {
+    if (kept) std::copy(noise.normals, noise.normals + count, kept);
+    return noise;
+  }
+  T* const target = kept ? kept : buffer;
+  if (!placement.noise_keyed_logically) {
+    kernels.fill_noise(noise, noise_offset, count, target);
+  } else {
+    const Layout& logical = placement.layout;
+    kernels.fill_noise(noise, noise_offset, count, logical_draws);
+    kernels.transpose(Transposition::packed(logical.outer, logical.inner, logical.channels), logical_draws, target, false,
+                      device);
+  }
+  return NoiseSource<T>::external(target);
+}
+
+// Scratch values for the draws of columns walked in place (noise_in_memory_order).
+inline index_t column_noise_values(const Placement& placement, bool draws) {
+  if (!draws) return 0;
+  return placement.layout.num_elements() * (placement.noise_keyed_logically ? 2 : 1);
 }
 
 // The draws the engine reads on a copy: `noise` itself when its keys already match,
@@ -95,23 +158,26 @@ inline NoiseSource<T> noise_on_copy(const Placement& placement, const NoiseSourc
 }
 
 // A forward's scratch: on a copy, the input's copy (with noise, also the draws in
-// the engine's layout and a buffer to draw them in), then the engine's parts.
+// the engine's layout and a buffer to draw them in); walking columns with noise, the
+// draws in memory order; then the engine's parts.
 template <class T>
 inline ScratchPlan forward_scratch(const Placement& placement, const ForwardPlan<T>& flow, bool reduces_over_ranks) {
   const Transposition& t = placement.transposition;
-  return forward_scratch_plan<T>(placement.layout, flow, t.active() ? t.elements() * (flow.noisy ? 3 : 1) : 0,
-                                 reduces_over_ranks);
+  const index_t copies = t.active() ? t.elements() * (flow.noisy ? 3 : 1) : column_noise_values(placement, flow.noisy);
+  return forward_scratch_plan<T>(placement.layout, flow, copies, reduces_over_ranks);
 }
 
 // A backward's scratch: on a copy, the copies of input and grad_output (replaying
-// noise: also the draws and their buffer), then the per-channel sums and each
-// worker thread's partials (one group's worth, for groups that fit in cache).
+// noise: also the draws and their buffer); walking columns and replaying noise, the
+// draws in memory order; then the per-channel sums and each worker thread's partials
+// (one group's worth, or one block of channels' on columns, for groups that fit in cache).
 template <class T>
 inline ScratchPlan backward_scratch(const Placement& placement, bool replay_noise, bool reduces_over_ranks,
                                     const Eigen::ThreadPoolDevice* device) {
   const Transposition& t = placement.transposition;
-  return backward_scratch_plan<T>(placement.layout, t.active() ? t.elements() * (replay_noise ? 4 : 2) : 0,
-                                  reduces_over_ranks, worker_slots(device));
+  const index_t copies = t.active() ? t.elements() * (replay_noise ? 4 : 2) : column_noise_values(placement, replay_noise);
+  return backward_scratch_plan<T>(placement.layout, copies, reduces_over_ranks, worker_slots(device),
+                                  placement.columns.active() ? max_column_lanes<T> : 1);
 }
 
 // The forward of `rq` (the caller's pointers, the placement's layout), scratch
@@ -131,6 +197,13 @@ inline Status forward_placed(const Kernels<T>& kernels, const Placement& placeme
     if (ForwardPlan<T>::of(rq).noisy)
       rq.noise = noise_on_copy(placement, caller_noise, copy + t.elements(), copy + 2 * t.elements(), kernels, rq.device,
                                rq.global.noise_offset);
+  }
+  rq.columns = placement.columns;
+  if (placement.columns.active() && ForwardPlan<T>::of(rq).noisy) {
+    const index_t count = placement.layout.num_elements();
+    rq.noise = noise_in_memory_order(placement, caller_noise, copy, copy + count, rq.kept_noise, kernels, rq.device,
+                                     rq.global.noise_offset);
+    rq.kept_noise = nullptr;  // drawn there already
   }
   NORMNORM_RETURN_IF_ERROR(kernels.forward(rq, ctx));
   if (t.active()) kernels.transpose(t, static_cast<const T*>(copy), caller_out, false, rq.device);
@@ -169,6 +242,12 @@ inline void backward_placed(const Kernels<T>& kernels, const Placement& placemen
     if (replay_noise && !kept)
       rq.noise = noise_on_copy(placement, noise, grad_copy + t.elements(), grad_copy + 2 * t.elements(), kernels,
                                rq.device, rq.global.noise_offset);
+  }
+  rq.columns = placement.columns;
+  if (placement.columns.active() && replay_noise && !kept) {
+    const index_t count = placement.layout.num_elements();
+    rq.noise = noise_in_memory_order(placement, noise, x_copy, x_copy + count, static_cast<T*>(nullptr), kernels, rq.device,
+                                     rq.global.noise_offset);
   }
   kernels.backward(rq, ctx);
   if (t.active() && caller_grad_x) kernels.transpose(t, static_cast<const T*>(grad_copy), caller_grad_x, false, rq.device);

@@ -44,11 +44,72 @@ inline bool transform_overflows(double lambda, double max_h, double max_minus_h,
   return side_overflows(lambda, max_h) || side_overflows(2.0 - lambda, max_minus_h);
 }
 
+// The one-step estimate's five per-element terms of h into sums 0-4 (estimate_lambda's order).
+template <class T, class V, class Sums>
+NORMNORM_ALWAYS_INLINE void add_lambda_terms(Sums& sums, const V& h) {
+  const auto terms = math::lambda_terms<V, T>(h);
+  sums.add(0, terms.hd);
+  sums.add(1, terms.sL);
+  sums.add(2, terms.d);
+  sums.add(3, terms.dd);
+  sums.add(4, terms.he);
+}
+
+// The largest h and -h seen (0 when none), for transform_overflows(): per lane for the
+// batches, per tail for the scalar values. A group has one tail; a block of channels
+// walked as columns one per channel (lane j and tail j are channel j's).
+template <class T, class Arch, index_t Tails = 1>
+struct ExtremesOfH {
+  using Wide = math::lane_batch<T, Arch>;
+  Wide wide_max_h = Wide(T(0)), wide_max_minus_h = Wide(T(0));
+  T tail_max_h[Tails] = {}, tail_max_minus_h[Tails] = {};
+
+  template <class V>
+  NORMNORM_ALWAYS_INLINE void track(const V& h, index_t tail = 0) {
+    if constexpr (std::is_same_v<V, T>) {
+      tail_max_h[tail] = std::max(tail_max_h[tail], h);
+      tail_max_minus_h[tail] = std::max(tail_max_minus_h[tail], -h);
+    } else {
+      wide_max_h = xsimd::max(wide_max_h, h);
+      wide_max_minus_h = xsimd::max(wide_max_minus_h, -h);
+    }
+  }
+  // Over every lane and the one tail (a group).
+  void of_group(GroupStatistics& stats) const {
+    stats.max_h = static_cast<double>(std::max(math::lane_max(wide_max_h), tail_max_h[0]));
+    stats.max_minus_h = static_cast<double>(std::max(math::lane_max(wide_max_minus_h), tail_max_minus_h[0]));
+  }
+  // Lane j and tail j (channel j of a block of columns).
+  void of_columns(index_t width, GroupStatistics* stats) const {
+    alignas(64) T lane_max_h[math::lane_traits<Wide>::width], lane_max_minus_h[math::lane_traits<Wide>::width];
+    math::store(lane_max_h, wide_max_h);
+    math::store(lane_max_minus_h, wide_max_minus_h);
+    for (index_t j = 0; j < width; ++j) {
+      stats[j].max_h = static_cast<double>(std::max(lane_max_h[j], tail_max_h[j]));
+      stats[j].max_minus_h = static_cast<double>(std::max(lane_max_minus_h[j], tail_max_minus_h[j]));
+    }
+  }
+};
+
+// Mean, variance and rstd from a centre and the sums of (x - centre)^2 and (x - centre)
+// (the corrected two-pass algorithm, group_statistics). Squares that overflow make the
+// variance infinite (rstd 0), spelled out: inf - inf would be NaN.
+NORMNORM_OUT_OF_LINE void finish_moments(double centre, double sum_squares, double sum_deviations, double group_size,
+                                         double eps, GroupStatistics& stats) {
+  const double correction = sum_deviations / group_size;
+  stats.mean = centre + correction;
+  const double spread = sum_squares / group_size;
+  stats.var = std::isfinite(spread) ? std::max(0.0, spread - correction * correction) : spread;
+  stats.rstd = 1.0 / std::sqrt(stats.var + eps);
+  stats.finite = stats.finite && std::isfinite(stats.var);
+  stats.zero_scale = stats.var + eps == 0.0;
+}
+
 // Lambda from the group means of the per-element terms (docs/math.md):
 //   A = mean(h d), S = mean(s L), g1 = A - S,
 //   D = mean(d), B = mean(h e) + mean((d - D)^2), g2 = B - 2 A^2,
 // then lambda from g1 and g2 by the options' estimator (estimators/).
-inline void estimate_lambda(const Options& options, double sum_hd, double sum_sL, double sum_d, double sum_dd,
+NORMNORM_OUT_OF_LINE void estimate_lambda(const Options& options, double sum_hd, double sum_sL, double sum_d, double sum_dd,
                             double sum_he, double group_size, GroupStatistics& stats) {
   const double A = sum_hd / group_size;
   const double S = sum_sL / group_size;
@@ -89,7 +150,7 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
     };
     T mean = T(sum[0] / group_size);
     auto deviations = deviations_about(mean);
-    double correction = deviations[1] / group_size;
+    const double correction = deviations[1] / group_size;
     // When the first mean is off by more than the spread (near-constant values far from
     // zero: the lane sums round differently from a sequential sum), the formula cancels,
     // and beyond sqrt(max(T)) the squares overflow although the values are all but equal.
@@ -99,34 +160,17 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
         !(std::isfinite(mean_square) && correction * correction <= 0.5 * mean_square)) {
       mean = T(static_cast<double>(mean) + correction);
       deviations = deviations_about(mean);
-      correction = deviations[1] / group_size;
     }
-    stats.mean = static_cast<double>(mean) + correction;
-    // Squares that overflow make the variance infinite (rstd 0), spelled out: inf - inf
-    // would be NaN, and with a contracted multiply-add the result would depend on the compiler.
-    const double spread = deviations[0] / group_size;
-    stats.var = std::isfinite(spread) ? std::max(0.0, spread - correction * correction) : spread;
-    stats.rstd = 1.0 / std::sqrt(stats.var + options.eps);
-    stats.finite = stats.finite && std::isfinite(stats.var);
-    stats.zero_scale = stats.var + options.eps == 0.0;
+    finish_moments(static_cast<double>(mean), deviations[0], deviations[1], group_size, options.eps, stats);
   }
 
   if (options.power_transform) {
     const auto standardize = Standardizer<T>::from(stats.mean, stats.rstd);
     // The extremes of h on each side, for transform_overflows(), ride along in the pass.
-    using Wide = math::lane_batch<T, Arch>;
-    Wide wide_max_h(T(0)), wide_max_minus_h(T(0));
-    T tail_max_h(0), tail_max_minus_h(0);
+    ExtremesOfH<T, Arch> extremes;
     auto standardized_tracking_extremes = [&](auto value) {
-      using V = decltype(value);
-      const V h = standardize(value);
-      if constexpr (std::is_same_v<V, T>) {
-        tail_max_h = std::max(tail_max_h, h);
-        tail_max_minus_h = std::max(tail_max_minus_h, -h);
-      } else {
-        wide_max_h = xsimd::max(wide_max_h, h);
-        wide_max_minus_h = xsimd::max(wide_max_minus_h, -h);
-      }
+      const auto h = standardize(value);
+      extremes.track(h);
       return h;
     };
     if (estimators::reads_group_values(options)) {
@@ -141,19 +185,13 @@ inline GroupStatistics group_statistics(const Layout& layout, const Options& opt
       // The paper's one-step estimate.
       const auto sums = reduce_group<T, Arch, 5>(layout, group, [&](auto zero, index_t p, auto& acc) {
         using V = decltype(zero);
-        const auto terms = math::lambda_terms<V, T>(standardized_tracking_extremes(load<V>(x + p)));
-        acc.add(0, terms.hd);
-        acc.add(1, terms.sL);
-        acc.add(2, terms.d);
-        acc.add(3, terms.dd);
-        acc.add(4, terms.he);
+        add_lambda_terms<T>(acc, standardized_tracking_extremes(load<V>(x + p)));
       });
       estimate_lambda(options, sums[0], sums[1], sums[2], sums[3], sums[4], group_size, stats);
       // Non-finite input shows up in these sums even when standardize is off.
       for (double s : sums) stats.finite = stats.finite && std::isfinite(s);
     }
-    stats.max_h = static_cast<double>(std::max(math::lane_max(wide_max_h), tail_max_h));
-    stats.max_minus_h = static_cast<double>(std::max(math::lane_max(wide_max_minus_h), tail_max_minus_h));
+    extremes.of_group(stats);
   }
   return stats;
 }

@@ -129,6 +129,41 @@ NORMNORM_ALWAYS_INLINE void for_each_lane(index_t n, Kernel&& kernel) {
   for (; i < n; ++i) kernel(T(0), i);
 }
 
+// A term as rounded on its own, before it is added to a sum. The compiler must treat
+// the empty asm as changing the value, so it cannot fuse the multiply that made the
+// term into the accumulator's add (FMA contraction). Every sum in the engine adds its
+// terms this way, so a sum is the same bits however the code around it is inlined:
+// the groups of a contiguous tensor and the columns of (N, C) and channels-last rows
+// (engine/column_reduction.hpp) give identical results.
+template <class V>
+NORMNORM_ALWAYS_INLINE V rounded_term(V v) {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && defined(__SSE2__)
+  if constexpr (std::is_arithmetic_v<V>) {
+    __asm__("" : "+v"(v));
+  } else {
+    auto raw = v.data;
+    __asm__("" : "+v"(raw));
+    v = V(raw);
+  }
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+  if constexpr (std::is_arithmetic_v<V>) {
+    __asm__("" : "+w"(v));
+  } else {
+    auto raw = v.data;
+    __asm__("" : "+w"(raw));
+    v = V(raw);
+  }
+#else
+  // Elsewhere a volatile round trip does the same for scalars, more slowly (MSVC, the
+  // other compiler normnorm builds with, does not contract vector intrinsics).
+  if constexpr (std::is_arithmetic_v<V>) {
+    volatile V stored = v;
+    v = stored;
+  }
+#endif
+  return v;
+}
+
 // K running sums kept per lane type (batch lanes and scalar tail), folded into
 // double: summation order is fixed by the data layout alone, never by threads.
 template <class T, class Arch, int K>
@@ -138,9 +173,9 @@ struct LaneSums {
   T tail[K];
   LaneSums() { reset(); }
   void reset() { for (int k = 0; k < K; ++k) { wide[k] = B(T(0)); tail[k] = T(0); } }
-  void add(int k, const B& v) { wide[k] += v; }
+  void add(int k, const B& v) { wide[k] += rounded_term(v); }
   template <class U = T, std::enable_if_t<!std::is_same_v<U, B>, int> = 0>
-  void add(int k, const T& v) { tail[k] += v; }
+  void add(int k, const T& v) { tail[k] += rounded_term(v); }
   double total(int k) const { return lane_sum(wide[k]) + static_cast<double>(tail[k]); }
 };
 

@@ -66,10 +66,57 @@ struct PowerTransform {
   }
 };
 
+// The transforms of one batch's groups, one per lane (a block of channels-last
+// channels, engine/column_forward.hpp): each side's exponent, its inverse and its
+// log flag (1 or 0) per lane. Lanes past `count` take the identity's parameters.
+template <class B>
+struct PowerTransformLanes {
+  struct Side {
+    B exponent, inv_exponent, is_log;
+  };
+  Side nonneg, neg;
+  bool identity = false, any_log_lane = false;
+  bool any_log() const { return any_log_lane; }
+
+  template <class T>
+  static PowerTransformLanes of(const PowerTransform<T>* groups, index_t count) {
+    constexpr index_t lanes = lane_traits<B>::width;
+    alignas(64) T values[6][lanes];
+    PowerTransformLanes result;
+    result.identity = groups[0].identity;
+    for (index_t j = 0; j < lanes; ++j) {
+      const PowerTransform<T> pt = j < count ? groups[j] : PowerTransform<T>{};
+      values[0][j] = pt.nonneg.exponent;
+      values[1][j] = pt.nonneg.inv_exponent;
+      values[2][j] = T(pt.nonneg.is_log);
+      values[3][j] = pt.neg.exponent;
+      values[4][j] = pt.neg.inv_exponent;
+      values[5][j] = T(pt.neg.is_log);
+      result.any_log_lane = result.any_log_lane || pt.any_log();
+    }
+    result.nonneg = {B::load_aligned(values[0]), B::load_aligned(values[1]), B::load_aligned(values[2])};
+    result.neg = {B::load_aligned(values[3]), B::load_aligned(values[4]), B::load_aligned(values[5])};
+    return result;
+  }
+};
+
 // y = transform(h). One log1p and one expm1 per element, never pow: for small
 // |h| pow(1 + a, et) - 1 loses all relative accuracy, expm1(et L) keeps it.
-template <class V, class T>
-NORMNORM_ALWAYS_INLINE V power_transform(const V& h, const PowerTransform<T>& pt) {
+// A side's is_log as lanes: one flag for the group, or one per lane (PowerTransformLanes).
+template <class V>
+NORMNORM_ALWAYS_INLINE V log_flag(bool is_log) {
+  return V(typename lane_traits<V>::scalar(is_log));
+}
+template <class V>
+NORMNORM_ALWAYS_INLINE V log_flag(const V& is_log) {
+  return is_log;
+}
+
+// PT: a group's PowerTransform<T>, or PowerTransformLanes (one group per lane, rows of
+// channels-last memory): the same expressions either way, so the same bits per element.
+template <class V, class PT>
+NORMNORM_ALWAYS_INLINE V power_transform(const V& h, const PT& pt) {
+  using T = typename lane_traits<V>::scalar;
   if (pt.identity) return h;
   const auto nonneg = h >= V(T(0));
   const V L = log1p_of_magnitude(math::abs(h));
@@ -77,7 +124,7 @@ NORMNORM_ALWAYS_INLINE V power_transform(const V& h, const PowerTransform<T>& pt
   const V inv_et = where(nonneg, V(pt.nonneg.inv_exponent), V(pt.neg.inv_exponent));
   V magnitude = expm1_of_exponent(et * L) * inv_et;
   if (pt.any_log()) {
-    const V log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log)));
+    const V log_side = where(nonneg, log_flag<V>(pt.nonneg.is_log), log_flag<V>(pt.neg.is_log));
     magnitude = where(log_side != V(T(0)), L, magnitude);
   }
   return where(nonneg, magnitude, -magnitude);
@@ -122,8 +169,9 @@ NORMNORM_ALWAYS_INLINE Magnitude<V> magnitude_of(const V& h) {
   return {h, a, log1p_of_magnitude(a), V(T(1)) / (V(T(1)) + a)};
 }
 
-template <class V, class T>
-NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m, const PowerTransform<T>& pt) {
+template <class V, class PT>
+NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const Magnitude<V>& m, const PT& pt) {
+  using T = typename lane_traits<V>::scalar;
   if (pt.identity) return {m.h, V(T(1)), V(T(0))};
   const auto nonneg = m.h >= V(T(0));
   const V et = where(nonneg, V(pt.nonneg.exponent), V(pt.neg.exponent));
@@ -143,7 +191,7 @@ NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const
   V psi_h = exp_t * m.inv_1pa;
   V psi_l = exponent_derivative<V, T>(t, m.L, em1, inv_et);
   if (pt.any_log()) {
-    const auto log_side = where(nonneg, V(T(pt.nonneg.is_log)), V(T(pt.neg.is_log))) != V(T(0));
+    const auto log_side = where(nonneg, log_flag<V>(pt.nonneg.is_log), log_flag<V>(pt.neg.is_log)) != V(T(0));
     magnitude = where(log_side, m.L, magnitude);
     psi_h = where(log_side, m.inv_1pa, psi_h);
     psi_l = where(log_side, V(T(0)), psi_l);
@@ -151,8 +199,8 @@ NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const
   return {where(nonneg, magnitude, -magnitude), psi_h, psi_l};
 }
 
-template <class V, class T>
-NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const V& h, const PowerTransform<T>& pt) {
+template <class V, class PT>
+NORMNORM_ALWAYS_INLINE TransformDerivatives<V> power_transform_derivatives(const V& h, const PT& pt) {
   return power_transform_derivatives(magnitude_of(h), pt);
 }
 
@@ -169,8 +217,11 @@ NORMNORM_ALWAYS_INLINE LambdaTerms<V> lambda_terms(const V& h) {
   const V a = math::abs(h);
   const V L = log1p_of_magnitude(a);
   const V one_plus_a = V(T(1)) + a;
-  const V d = one_plus_a * L - a;
-  return {h * d, where(nonneg, L, -L), d, d * d, a * (one_plus_a * L * L - V(T(2)) * d)};
+  // Products rounded before their subtraction (rounded_term, lanes.hpp): these feed the
+  // lambda estimate's sums, which must be the same bits wherever the group is walked.
+  const V one_plus_a_L = rounded_term(one_plus_a * L);
+  const V d = one_plus_a_L - a;
+  return {h * d, where(nonneg, L, -L), d, d * d, a * (rounded_term(one_plus_a_L * L) - V(T(2)) * d)};
 }
 
 // Lambda's sensitivity to h_j, times the group size M (docs/math.md, "Backward"):
@@ -183,8 +234,10 @@ struct LambdaSensitivity {
   T k_g1 = T(0), k_g2 = T(0), A = T(0), D = T(0);
 };
 
-template <class V, class T>
-NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const Magnitude<V>& m, const LambdaSensitivity<T>& k) {
+// K: a group's LambdaSensitivity<T>, or LambdaSensitivity<batch> with one group per lane.
+template <class V, class K>
+NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const Magnitude<V>& m, const K& k) {
+  using T = typename lane_traits<V>::scalar;
   const auto nonneg = m.h >= V(T(0));
   const V one_plus_a = V(T(1)) + m.a;
   const V d = one_plus_a * m.L - m.a;
@@ -196,8 +249,8 @@ NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const Magnitude<V>& m, const LambdaS
   return V(k.k_g1) * dg1 + V(k.k_g2) * dg2;
 }
 
-template <class V, class T>
-NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const V& h, const LambdaSensitivity<T>& k) {
+template <class V, class K>
+NORMNORM_ALWAYS_INLINE V lambda_sensitivity(const V& h, const K& k) {
   return lambda_sensitivity(magnitude_of(h), k);
 }
 
