@@ -9,7 +9,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <cstdlib>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -382,4 +384,22 @@ TEMPLATE_TEST_CASE("2-byte prepared evaluation: the forward's result in evaluati
         ++checked;
       }
   CHECK(checked == 5 * 2 * 2);
+}
+
+TEST_CASE("a 2-byte evaluation after a training forward: its backward plans and takes the copy", "[storage][columns]") {
+  // A training forward walks (64, 8) columns in place; the evaluation that follows runs the
+  // fixed map, so its backward takes the copy, as memory_plan says for an evaluation: it
+  // fits a workspace of exactly that size.
+  Harness<float> reference(LayerConfig::batch_normal_norm_1d(8, default_options(Form::batch_1d)), Shape{64, 8});
+  reference.randomize(5);
+  reference.noise = NoiseSource<float>::philox(2, 2);
+  NarrowLayer<Eigen::bfloat16> layer(reference);
+  layer.forward(Mode::train);
+  CHECK(layer.context.columns_in_place);
+  layer.forward(Mode::eval);
+  CHECK_FALSE(layer.context.columns_in_place);
+  const std::size_t bytes = memory_plan<Eigen::bfloat16>(layer.config, layer.shape, Mode::eval).backward_workspace;
+  std::unique_ptr<void, void (*)(void*)> block(std::aligned_alloc(Workspace::alignment, bytes), std::free);
+  REQUIRE(layer.context.workspace.provide(block.get(), bytes));
+  CHECK_NOTHROW(layer.backward());
 }

@@ -348,6 +348,7 @@ inline Status run_narrow_evaluation(const LayerConfig& config, const ForwardArgs
   context.config = config;
   context.shape = args.shape;
   context.memory_format = args.memory_format;
+  context.columns_in_place = false;  // a fixed map in place: its backward plans the copy (memory_plan)
   context.valid = true;
   return {};
 }

@@ -154,8 +154,10 @@ NORMNORM_ALWAYS_INLINE V rounded_term(V v) {
     v = V(raw);
   }
 #else
-  // Elsewhere a volatile round trip does the same for scalars, more slowly (MSVC, the
-  // other compiler normnorm builds with, does not contract vector intrinsics).
+  // Elsewhere a volatile round trip does the same for scalars, more slowly. Vectors get no
+  // barrier here: MSVC does not contract vector intrinsics, but GCC on other architectures
+  // (32-bit ARM NEON, POWER) may, and there the in-place columns and the transposed copy
+  // may differ in the last bit (never tested: only x86 and aarch64 have the asm barrier).
   if constexpr (std::is_arithmetic_v<V>) {
     volatile V stored = v;
     v = stored;
