@@ -78,6 +78,10 @@ inline math::LambdaSensitivity<T> sensitivity_of(const SavedContext<T>& ctx, con
 
 }  // namespace detail
 
+// Pass 1 sums each run of a group in chunks of this many values (one LaneSums each,
+// folded into double): column_backward.hpp follows the same chunks.
+inline constexpr index_t backward_chunk = 256;
+
 namespace detail {
 
 // Whether the backward reduces over ranks: batch forms with a reducer, statistics from the batch.
@@ -120,7 +124,7 @@ inline void backward_pass(const BackwardRequest<T>& rq, const SavedContext<T>& c
   // (Kept free of `cond ? batch : batch`: g++ 12 -O3 miscompiles that with AVX-512.)
   auto standardized = [&](auto value) { return standardize(value); };
 
-  constexpr index_t chunk = 256;
+  constexpr index_t chunk = backward_chunk;
   T normals[chunk];
   constexpr index_t max_width = 64;
   T lane_g[max_width], lane_gz[max_width];

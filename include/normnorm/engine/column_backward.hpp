@@ -59,7 +59,7 @@ NORMNORM_ALWAYS_INLINE math::TransformDerivatives<B> derivatives_at(const Column
 }
 
 // Both passes for the block of `width` channels from `first` (backward_pass's, with
-// its chunks of 256 values per run). With `partials` (2 x lanes x group size values)
+// its chunks of backward_chunk values per run). With `partials` (2 x lanes x group size values)
 // pass 1 keeps each element's u psi_h and d lambda for pass 2, as backward_group does
 // for groups of up to max_partial_group values.
 template <class T, class Arch>
@@ -88,9 +88,8 @@ inline void backward_column_block(const BackwardRequest<T>& rq, const SavedConte
 
   // Pass 1: the five group sums (Lambda, sum u psi_h, sum u psi_h h, sum dlambda,
   // sum dlambda h), then the channel's sum g and sum g z.
-  constexpr index_t chunk = 256;  // backward_pass's
   std::array<double, 7> totals[lanes];
-  reduce_columns<T, Arch, 7, chunk>(
+  reduce_columns<T, Arch, 7, backward_chunk>(
       columns, first, width,
       [&](auto zero, index_t offset, index_t column, auto& sums) {
         using V = decltype(zero);
