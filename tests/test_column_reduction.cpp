@@ -47,7 +47,8 @@ void check_columns_match_contiguous(index_t segments, index_t rows, index_t colu
         [&](auto zero, index_t offset, index_t column, auto& sums) {
           using V = decltype(zero);
           const V value = engine::load_lanes<V>(matrix.data() + offset, width);
-          const V centred = value - math::load<V>(centre.data() + first + column);
+          // (Padded in the last block, as the value: a full load would read past `centre`.)
+          const V centred = value - engine::load_lanes<V>(centre.data() + first + column, width);
           sums.add(0, value);
           sums.add(1, centred * centred);
         },
