@@ -352,7 +352,7 @@ void register_all() {
       {"newton4", normnorm::LambdaEstimator::newton, 4},
       {"exact", normnorm::LambdaEstimator::exact, 1},
   };
-  // Batch-form groups that are columns ((N, C), channels-last rows), walked in place
+  // Groups that are columns ((N, C) and channels-last batch forms, channels-last instance forms), walked in place
   // or on a transposed copy (Execution::columns_in_place): the measurement behind
   // engine::columns_pay_off. One thread, float:
   //   placement/<in_place|on_copy>/<form>/<mode>/float/threads:1/<shape>
@@ -368,6 +368,11 @@ void register_all() {
       {"batch_2d_nhwc", Form::batch_2d, {8, 256, 14, 14}, 1, normnorm::MemoryFormat::channels_last},
       {"batch_2d_nhwc", Form::batch_2d, {16, 4, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
       {"batch_2d_nhwc", Form::batch_2d, {16, 2, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
+      {"instance_2d_nhwc", Form::instance_2d, {16, 64, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
+      {"instance_2d_nhwc", Form::instance_2d, {16, 64, 32, 32}, 1, normnorm::MemoryFormat::channels_last},
+      {"instance_2d_nhwc", Form::instance_2d, {8, 256, 14, 14}, 1, normnorm::MemoryFormat::channels_last},
+      {"instance_2d_nhwc", Form::instance_2d, {16, 4, 64, 64}, 1, normnorm::MemoryFormat::channels_last},
+      {"instance_2d_nhwc", Form::instance_2d, {2, 64, 128, 128}, 1, normnorm::MemoryFormat::channels_last},
   };
   for (const Case& c : column_cases)
     for (BenchMode mode : {BenchMode::train_fwd, BenchMode::train_fwd_bwd, BenchMode::train_fwd_bwd_kept})

@@ -1,5 +1,6 @@
-// Batch forms on (N, C) and channels-last input walk the caller's rows in place,
-// one channel per lane (engine/column_forward.hpp, column_backward.hpp). The same
+// Batch forms on (N, C) and channels-last input, and instance forms (and groups of
+// one channel) on channels-last input, walk the caller's rows in place, one group
+// per lane (engine/column_forward.hpp, column_backward.hpp). The same
 // calls on the transposed copy (Execution::columns_in_place = false) are the
 // reference: outputs, gradients, running statistics and kept noise must be the
 // same bits, for every option set, both noise kinds, SIMD and scalar paths,
@@ -49,8 +50,10 @@ void check_in_place_matches_copy(const ColumnCase& cc, NoiseKind noise_kind, boo
     // The engine walked the rows in place (the knob is not a no-op) where it chose to:
     // not for an evaluation with a fixed map (it has its own in-place path).
     const bool fixed_map = mode == Mode::eval && cc.config.has_running_stats() && cc.config.options.power_transform;
-    const index_t channels = cc.shape[1], group_size = element_count(cc.shape) / channels;
-    CHECK(in_place.context.columns_in_place == (!fixed_map && engine::columns_pay_off(channels, group_size, sizeof(T))));
+    Layout layout;
+    REQUIRE(cc.config.check_layout(cc.shape, layout).ok());
+    CHECK(in_place.context.columns_in_place ==
+          (!fixed_map && engine::columns_pay_off(layout.channels, layout.group_size(), sizeof(T))));
     CHECK_FALSE(on_copy.context.columns_in_place);
     in_place.backward();
     on_copy.backward();
@@ -77,6 +80,22 @@ std::vector<Options> option_sets(Form form) {
   return sets;
 }
 
+// Each case with both noise kinds, the SIMD and scalar paths, with and without kept noise.
+template <class T>
+void check_every_variant(const std::vector<ColumnCase>& cases, const Options& options) {
+  for (const ColumnCase& cc : cases)
+    for (NoiseKind kind : {NoiseKind::philox, NoiseKind::external})
+      for (bool simd : {true, false})
+        for (bool keep : {false, true}) {
+          INFO(cc.config.name() << " " << cc.shape.to_string() << (kind == NoiseKind::philox ? " philox" : " external")
+                                << (simd ? " simd" : " scalar") << (keep ? " kept" : "") << " standardize "
+                                << options.standardize << " power " << options.power_transform << " noise "
+                                << options.noise_train << " affine " << options.affine << " running "
+                                << options.track_running_stats);
+          check_in_place_matches_copy<T>(cc, kind, simd, keep);
+        }
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("columns walked in place give the transposed copy's results, bit for bit", "[columns]", float,
@@ -93,17 +112,33 @@ TEMPLATE_TEST_CASE("columns walked in place give the transposed copy's results, 
     cases.push_back({LayerConfig::batch_normal_norm_2d(6, options_2d), Shape{3, 6, 5, 7}, MemoryFormat::channels_last});
     cases.push_back({LayerConfig::batch_normal_norm_2d(19, options_2d), Shape{2, 19, 17, 31}, MemoryFormat::channels_last});
     cases.push_back({LayerConfig::batch_normal_norm_3d(5, options_3d), Shape{2, 5, 3, 4, 3}, MemoryFormat::channels_last});
-    for (const ColumnCase& cc : cases)
-      for (NoiseKind kind : {NoiseKind::philox, NoiseKind::external})
-        for (bool simd : {true, false})
-          for (bool keep : {false, true}) {
-            INFO(cc.config.name() << " " << cc.shape.to_string() << (kind == NoiseKind::philox ? " philox" : " external")
-                                  << (simd ? " simd" : " scalar") << (keep ? " kept" : "") << " standardize "
-                                  << options.standardize << " power " << options.power_transform << " noise "
-                                  << options.noise_train << " affine " << options.affine << " running "
-                                  << options.track_running_stats);
-            check_in_place_matches_copy<TestType>(cc, kind, simd, keep);
-          }
+    check_every_variant<TestType>(cases, options);
+  }
+}
+
+// Instance forms: one plane of columns per sample. The backward's per-channel sums
+// come in accumulator blocks of consecutive groups (engine/backward.hpp): with at most
+// C groups a block (N <= 64) each sum takes one group; with more (N > 64) a block
+// spans samples and its sums take several groups, in order.
+TEMPLATE_TEST_CASE("instance columns walked in place give the transposed copy's results, bit for bit", "[columns]",
+                   float, double) {
+  std::vector<Options> sets = option_sets(Form::instance_2d);
+  sets.pop_back();  // (running statistics: batch forms only)
+  // Every set but the no-affine one (index 5) has an affine, so grad_weight and grad_bias are compared.
+  for (std::size_t i = 0; i < sets.size(); ++i) sets[i].affine = i != 5;
+  for (const Options& options : sets) {
+    std::vector<ColumnCase> cases;
+    cases.push_back({LayerConfig::instance_normal_norm_2d(6, options), Shape{3, 6, 5, 7}, MemoryFormat::channels_last});
+    cases.push_back({LayerConfig::instance_normal_norm_2d(19, options), Shape{2, 19, 17, 31}, MemoryFormat::channels_last});
+    cases.push_back({LayerConfig::instance_normal_norm_2d(40, options), Shape{5, 40, 3, 4}, MemoryFormat::channels_last});
+    if (options.standardize) {  // (nine unstandardized values: some group's lambda overflows the transform)
+      cases.push_back({LayerConfig::instance_normal_norm_2d(9, options), Shape{70, 9, 3, 3}, MemoryFormat::channels_last});
+      // Groups of two backward chunks, several to a block: each chunk's sums add to the block's, in order.
+      cases.push_back({LayerConfig::instance_normal_norm_2d(8, options), Shape{66, 8, 17, 17}, MemoryFormat::channels_last});
+    }
+    cases.push_back({LayerConfig::instance_normal_norm_3d(11, options), Shape{2, 11, 3, 4, 3}, MemoryFormat::channels_last});
+    cases.push_back({LayerConfig::group_normal_norm(12, 12, options), Shape{3, 12, 6, 5}, MemoryFormat::channels_last});
+    check_every_variant<TestType>(cases, options);
   }
 }
 
@@ -113,14 +148,19 @@ TEMPLATE_TEST_CASE("columns in place: the same bits on a thread pool", "[columns
   const Options options = default_options(Form::batch_1d);
   for (const ColumnCase& cc : std::vector<ColumnCase>{
            {LayerConfig::batch_normal_norm_1d(70, options), Shape{33, 70}, MemoryFormat::contiguous},
-           {LayerConfig::batch_normal_norm_2d(24, options), Shape{2, 24, 9, 9}, MemoryFormat::channels_last}}) {
+           {LayerConfig::batch_normal_norm_2d(24, options), Shape{2, 24, 9, 9}, MemoryFormat::channels_last},
+           {LayerConfig::instance_normal_norm_2d(24, default_options(Form::instance_2d)), Shape{3, 24, 9, 9},
+            MemoryFormat::channels_last},
+           {LayerConfig::instance_normal_norm_2d(16, default_options(Form::instance_2d)), Shape{67, 16, 5, 5},
+            MemoryFormat::channels_last}}) {
     INFO(cc.shape.to_string());
     check_in_place_matches_copy<TestType>(cc, NoiseKind::philox, true, false, &device);
     check_in_place_matches_copy<TestType>(cc, NoiseKind::philox, true, true, &device);
   }
 }
 
-TEST_CASE("columns in place: the searching estimators, few channels and long columns take the copy", "[columns]") {
+TEST_CASE("columns in place: the searching estimators, few channels, long columns and groups of channels take the copy",
+          "[columns]") {
   Options newton = default_options(Form::batch_1d);
   newton.estimator = LambdaEstimator::newton;
   newton.newton_iterations = 3;
@@ -139,4 +179,14 @@ TEST_CASE("columns in place: the searching estimators, few channels and long col
   CHECK_FALSE(trains_in_place(LayerConfig::batch_normal_norm_1d(4, defaults), Shape{16, 4}, MemoryFormat::contiguous));
   CHECK(trains_in_place(LayerConfig::batch_normal_norm_2d(8, defaults), Shape{2, 8, 32, 32}, MemoryFormat::channels_last));
   CHECK_FALSE(trains_in_place(LayerConfig::batch_normal_norm_2d(8, defaults), Shape{2, 8, 64, 64}, MemoryFormat::channels_last));
+  CHECK(trains_in_place(LayerConfig::batch_normal_norm_1d(8, defaults), Shape{4096, 8}, MemoryFormat::contiguous));
+  CHECK_FALSE(trains_in_place(LayerConfig::batch_normal_norm_1d(8, defaults), Shape{4097, 8}, MemoryFormat::contiguous));
+  const Options instance = default_options(Form::instance_2d);
+  CHECK(trains_in_place(LayerConfig::instance_normal_norm_2d(8, instance), Shape{2, 8, 64, 64}, MemoryFormat::channels_last));
+  CHECK_FALSE(trains_in_place(LayerConfig::instance_normal_norm_2d(8, instance), Shape{1, 8, 128, 128}, MemoryFormat::channels_last));
+  CHECK_FALSE(trains_in_place(LayerConfig::instance_normal_norm_2d(4, instance), Shape{2, 4, 8, 8}, MemoryFormat::channels_last));
+  // Groups of several channels (a 2-D block per group) stay on the copy.
+  const Options group = default_options(Form::group);
+  CHECK(trains_in_place(LayerConfig::group_normal_norm(8, 8, group), Shape{2, 8, 8, 8}, MemoryFormat::channels_last));
+  CHECK_FALSE(trains_in_place(LayerConfig::group_normal_norm(4, 8, group), Shape{2, 8, 8, 8}, MemoryFormat::channels_last));
 }

@@ -25,7 +25,7 @@ struct PlanCase {
 };
 
 // Every form and layout the engine treats differently: transposed (N, C),
-// channels-last and column-major copies, column-major batch input in place,
+// channels-last and column-major copies, column-major batch input and columns in place,
 // in-place fixed maps, groups sharing channels, the searches.
 std::vector<PlanCase> plan_cases(const Options& options) {
   auto with = [&](Form form) {
@@ -48,6 +48,9 @@ std::vector<PlanCase> plan_cases(const Options& options) {
       {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::contiguous},
       {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::channels_last},
       {LayerConfig::instance_normal_norm_2d(3, with(Form::instance_2d)), Shape{2, 3, 5, 5}, MemoryFormat::contiguous},
+      // Each sample's columns in place (instance forms, and groups of one channel), many to an accumulator block.
+      {LayerConfig::instance_normal_norm_2d(8, with(Form::instance_2d)), Shape{2, 8, 3, 4}, MemoryFormat::channels_last},
+      {LayerConfig::group_normal_norm(8, 8, with(Form::group)), Shape{70, 8, 2, 3}, MemoryFormat::channels_last},
       // Column-major: batch forms in place, the others through a copy (engine/placement.hpp).
       {LayerConfig::batch_normal_norm_2d(3, with(Form::batch_2d)), Shape{3, 3, 4, 5}, MemoryFormat::column_major},
       {LayerConfig::batch_normal_norm_1d(5, with(Form::batch_1d)), Shape{12, 5}, MemoryFormat::column_major},
@@ -130,6 +133,41 @@ TEST_CASE("memory_plan: the parts it names, for a shape whose sizes are easy to 
   CHECK(eval.forward_workspace == 0);  // the fixed map runs in place on the caller's buffers
   CHECK(eval.evaluation_cache == 8 * (9 * sizeof(float) + sizeof(double)) + (3 + 5 * 8) * sizeof(double));
   CHECK_THROWS_AS(memory_plan<float>(config, Shape{100, 7}, Mode::train), std::invalid_argument);
+}
+
+TEST_CASE("memory_plan: channels-last columns in place draw their noise block by block", "[memory_plan]") {
+  // InstanceNormalNorm2d (3, 8, 4, 4) channels-last in float, training with noise: each
+  // sample's 8 channels walked in place (24 groups of 16 values). The forward needs the
+  // 24 verdicts (64 bytes aligned) and, for the one thread, one block's draws: 16 lanes
+  // (the widest batch) x 16 values, by position and as drawn. The backward: 2 sums per
+  // channel for each of the min(24, 64) = 24 accumulator blocks (384 doubles), the
+  // partials of one block (2 x 16 x 16 floats) and one block's draws again.
+  const auto config = LayerConfig::instance_normal_norm_2d(8, default_options(Form::instance_2d));
+  const Shape shape{3, 8, 4, 4};
+  const MemoryPlan plan = memory_plan<float>(config, shape, Mode::train, MemoryFormat::channels_last);
+  CHECK(plan.forward_workspace == 64 + 2 * 16 * 16 * sizeof(float));
+  CHECK(plan.backward_workspace == 384 * sizeof(double) + 2 * 16 * 16 * sizeof(float) + 2 * 16 * 16 * sizeof(float));
+  // Kept noise: drawn whole in logical order (384 floats) and transposed into the kept
+  // buffer (state); the backward reads it there and draws nothing.
+  Execution keep;
+  keep.keep_noise = true;
+  const MemoryPlan kept = memory_plan<float>(config, shape, Mode::train, MemoryFormat::channels_last, keep);
+  CHECK(kept.forward_workspace == 64 + 384 * sizeof(float));
+  CHECK(kept.backward_workspace == 384 * sizeof(double) + 2 * 16 * 16 * sizeof(float));
+  CHECK(kept.state == plan.state + 384 * sizeof(float));
+  // What a call allocates is what the plan said.
+  for (const bool keep_noise : {false, true}) {
+    Harness<float> layer(config, shape);
+    layer.randomize(4);
+    layer.x = to_channels_last(layer.x, shape);
+    layer.grad_out = to_channels_last(layer.grad_out, shape);
+    layer.noise = NoiseSource<float>::philox(3, 1);
+    layer.memory_format = MemoryFormat::channels_last;
+    layer.execution.keep_noise = keep_noise;
+    layer.forward(Mode::train);
+    REQUIRE(layer.context.columns_in_place);
+    CHECK(layer.context.workspace.capacity() == (keep_noise ? kept : plan).forward_workspace);
+  }
 }
 
 TEMPLATE_TEST_CASE("A provided workspace is used as is: the same results, nothing allocated into it", "[memory_plan]",

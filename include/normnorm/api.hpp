@@ -260,8 +260,8 @@ inline Status run_forward(const LayerConfig& config, Mode mode, const ForwardArg
                                          distributed || !execution.columns_in_place, placement));
   // The scratch before the handshake: a provided workspace that is too small is refused on every rank.
   const auto flow = engine::ForwardPlan<T>::of(mode, config.options, config.has_running_stats());
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, engine::forward_scratch<T>(placement, flow, distributed), context,
-                                                 "forward", scratch_prefix));
+  const auto scratch = engine::forward_scratch<T>(placement, flow, distributed, execution.keep_noise, execution.device);
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, scratch, context, "forward", scratch_prefix));
   engine::GlobalBatch global;
   if (distributed) {
     if (searches_lambda(config.options))
@@ -386,8 +386,8 @@ inline Status run_narrow_forward(const LayerConfig& config, Mode mode, const For
   const std::size_t prefix = detail::aligned_bytes<C>(count);
   unsigned char* base = nullptr;
   const auto flow = engine::ForwardPlan<C>::of(mode, config.options, config.has_running_stats());
-  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, engine::forward_scratch<C>(placement, flow, distributed), context,
-                                                 "forward", prefix));
+  const auto scratch = engine::forward_scratch<C>(placement, flow, distributed, execution.keep_noise, execution.device);
+  NORMNORM_RETURN_IF_ERROR(detail::carve_scratch(config, scratch, context, "forward", prefix));
   context.workspace.reserve(prefix, base);  // (already that large: no allocation)
   C* widened = reinterpret_cast<C*>(base);
   detail::widen(args.input, widened, count);

@@ -66,6 +66,7 @@ struct CallScratch {
   double* channel_sums = nullptr;     // backward: per block and channel, sum(g) and sum(g z) (over ranks: + 5 per group)
   double* rank_sums = nullptr;        // forward over ranks (distributed): the collectives' per-group records
   T* partials = nullptr;              // backward: per worker thread, one group's u psi_h and d lambda (engine/backward.hpp)
+  T* block_noise = nullptr;           // columns in place: per worker thread, one block's Philox draws (column_noise.hpp)
 };
 
 template <class T>

@@ -53,7 +53,8 @@ inline Status try_memory_plan(const LayerConfig& config, const Shape& shape, Mod
   plan.state = groups * 9 * sizeof(double) + (flow.search ? groups * sizeof(math::LambdaTrace<C>) : 0);
   if (flow.noisy && execution.keep_noise)
     plan.state += static_cast<std::size_t>(forward_plan.layout.num_elements()) * sizeof(C);
-  plan.forward_workspace = engine::forward_scratch<C>(forward_plan, flow, reduces_over_ranks).bytes;
+  plan.forward_workspace =
+      engine::forward_scratch<C>(forward_plan, flow, reduces_over_ranks, execution.keep_noise, execution.device).bytes;
   // A backward replays the noise when the forward drew it, did not keep it, and grad_weight is wanted.
   plan.backward_workspace = engine::backward_scratch<C>(backward_plan, flow.noisy && !execution.keep_noise && config.options.affine,
                                                         reduces_over_ranks, execution.device)

@@ -1,15 +1,17 @@
 #pragma once
-// The backward of a batch form whose groups are columns (engine/columns.hpp), in
-// place, one channel per lane: backward.hpp's two passes with the contiguous
-// group's per-element work and sums (column_reduction.hpp), so grad_input,
-// grad_weight and grad_bias are the same bits as on a transposed copy. The
-// one-step estimators only (placement.hpp keeps the searches on the copy).
+// The backward of groups that are columns (engine/columns.hpp), in place, one
+// group per lane: backward.hpp's two passes with the contiguous group's
+// per-element work and sums (column_reduction.hpp), and its per-channel
+// accumulators added to in its order, so grad_input, grad_weight and grad_bias are
+// the same bits as on a transposed copy. The one-step estimators only
+// (placement.hpp keeps the searches on the copy).
 
 #include <algorithm>
 #include <cmath>
 
 #include "normnorm/engine/backward.hpp"
 #include "normnorm/engine/column_forward.hpp"
+#include "normnorm/engine/column_noise.hpp"
 #include "normnorm/engine/column_reduction.hpp"
 
 #include "normnorm/detail/begin_simd_code.hpp"
@@ -19,7 +21,7 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 
 namespace detail {
 
-// Lambda's sensitivity constants of a block's channels, per channel and per lane.
+// Lambda's sensitivity constants of a block's groups, per group and per lane.
 template <class T, class Arch>
 struct ColumnSensitivities {
   static constexpr index_t lanes = column_lanes<T, Arch>;
@@ -27,11 +29,11 @@ struct ColumnSensitivities {
   math::LambdaSensitivity<T> of[lanes];
   math::LambdaSensitivity<B> of_lanes;
 
-  ColumnSensitivities(const SavedContext<T>& ctx, const Options& options, index_t first, index_t width,
+  ColumnSensitivities(const SavedContext<T>& ctx, const Options& options, const ColumnBlock& block,
                       bool lambda_has_gradient) {
     LaneValues<T, Arch> k_g1, k_g2, A, D;
-    for (index_t j = 0; j < width; ++j) {
-      of[j] = sensitivity_of(ctx, options, first + j, lambda_has_gradient);
+    for (index_t j = 0; j < block.width; ++j) {
+      of[j] = sensitivity_of(ctx, options, block.group + j, lambda_has_gradient);
       k_g1.values[j] = of[j].k_g1;
       k_g2.values[j] = of[j].k_g2;
       A.values[j] = of[j].A;
@@ -58,39 +60,46 @@ NORMNORM_ALWAYS_INLINE math::TransformDerivatives<B> derivatives_at(const Column
   return math::power_transform_derivatives(m, transforms.transform_lanes);
 }
 
-// Both passes for the block of `width` channels from `first` (backward_pass's, with
-// its chunks of backward_chunk values per run). With `partials` (2 x lanes x group size values)
-// pass 1 keeps each element's u psi_h and d lambda for pass 2, as backward_group does
-// for groups of up to max_partial_group values.
+// Both passes for a block (backward_pass's, with its chunks of backward_chunk values
+// per run). Pass 1 adds each chunk's sum g and sum g z of column j into *sum_g[j] and
+// *sum_gz[j] (its channel's accumulator), as backward_pass does. With `partials`
+// (2 x lanes x group size values) pass 1 keeps each element's u psi_h and d lambda for
+// pass 2, as backward_group does for groups of up to max_partial_group values.
 template <class T, class Arch>
-inline void backward_column_block(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, index_t first, index_t width,
-                                  double* sum_g, double* sum_gz, T* partials) {
+inline void backward_column_block(const BackwardRequest<T>& rq, const SavedContext<T>& ctx, const ColumnBlock& block,
+                                  double* const* sum_g, double* const* sum_gz, T* partials, T* noise_buffer) {
   constexpr index_t lanes = column_lanes<T, Arch>;
   const Columns& columns = rq.columns;
+  const index_t width = block.width;
   const Options& options = rq.options;
   const double group_size = static_cast<double>(columns.group_size());
   const bool lambda_has_gradient = ctx.batch_statistics && options.power_transform;
   const bool statistics_have_gradient = ctx.batch_statistics && options.standardize;
-  const ColumnTransforms<T, Arch> transforms(ctx, options, first, width);
-  const ColumnSensitivities<T, Arch> sensitivity(ctx, options, first, width, lambda_has_gradient);
-  const auto gamma = affine_lanes<T, Arch>(rq.weight, first, width, T(1));
+  const ColumnTransforms<T, Arch> transforms(ctx, options, block);
+  const ColumnSensitivities<T, Arch> sensitivity(ctx, options, block, lambda_has_gradient);
+  const auto gamma = affine_lanes<T, Arch>(rq.weight, block, T(1));
   // The noise only reaches grad_weight (through z); without it, skip the draws.
   LaneValues<T, Arch> sigma;
   bool any_noise = false;
   for (index_t j = 0; j < width; ++j) {
-    sigma.values[j] = rq.grad_weight ? T(ctx.noise_scale[static_cast<std::size_t>(first + j)]) : T(0);
+    sigma.values[j] = rq.grad_weight ? T(ctx.noise_scale[static_cast<std::size_t>(block.group + j)]) : T(0);
     any_noise = any_noise || sigma.values[j] != T(0);
   }
-  const T* normals = rq.noise.normals;  // memory order (placement.hpp)
+  BlockNoise<T, Arch> noise;  // column_noise.hpp
+  if (any_noise) noise = block_noise<T, Arch>(rq.noise, rq.global.noise_offset, columns, block, noise_buffer);
   const index_t stride = lanes * columns.group_size();
   T* const partial_psi = partials;
   T* const partial_dl = partials ? partials + stride : nullptr;
 
   // Pass 1: the five group sums (Lambda, sum u psi_h, sum u psi_h h, sum dlambda,
-  // sum dlambda h), then the channel's sum g and sum g z.
-  std::array<double, 7> totals[lanes];
+  // sum dlambda h), then the channel's sum g and sum g z, added to its accumulator.
+  std::array<double, 7> totals[lanes] = {};
+  for (index_t j = 0; j < width; ++j) {
+    totals[j][5] = *sum_g[j];
+    totals[j][6] = *sum_gz[j];
+  }
   reduce_columns<T, Arch, 7, backward_chunk>(
-      columns, first, width,
+      columns, block.offset, width,
       [&](auto zero, index_t offset, index_t column, auto& sums) {
         using V = decltype(zero);
         const V h = transforms.standardized(load_lanes<V>(rq.x + offset, width), column);
@@ -101,7 +110,7 @@ inline void backward_column_block(const BackwardRequest<T>& rq, const SavedConte
         V z = td.y;
         if (any_noise) {
           const V s = sigma.template at<V>(column);
-          z = math::where(s != V(T(0)), z + math::rounded_term(s * load_lanes<V>(normals + offset, width)), z);
+          z = math::where(s != V(T(0)), z + math::rounded_term(s * noise.template at<V>(offset, sums.position, column)), z);
         }
         const V u_psi_h = u * td.psi_h;
         const index_t kept = sums.position * lanes + column;  // the element's place in the partials
@@ -120,8 +129,8 @@ inline void backward_column_block(const BackwardRequest<T>& rq, const SavedConte
       },
       totals);
   for (index_t j = 0; j < width; ++j) {
-    sum_g[first + j] += totals[j][5];
-    sum_gz[first + j] += totals[j][6];
+    *sum_g[j] = totals[j][5];
+    *sum_gz[j] = totals[j][6];
   }
   if (!rq.grad_x) return;
 
@@ -140,7 +149,7 @@ inline void backward_column_block(const BackwardRequest<T>& rq, const SavedConte
     rstd.values[j] = transforms.standardize[j].rstd;
   }
   for (index_t segment = 0; segment < columns.segments; ++segment)
-    for_each_row<T, Arch>(columns, first, width, segment, 0, columns.rows,
+    for_each_row<T, Arch>(columns, block.offset, width, segment, 0, columns.rows,
                           [&](auto zero, index_t offset, index_t column, index_t position) {
                             using V = decltype(zero);
                             const V h = transforms.standardized(load_lanes<V>(rq.x + offset, width), column);
@@ -168,28 +177,64 @@ inline void backward_column_block(const BackwardRequest<T>& rq, const SavedConte
 
 }  // namespace detail
 
+// backward()'s accumulator blocks, as columns: the groups of accumulator block b
+// (detail::accumulator_blocks) add into its per-channel sums, each channel's in group
+// order. Where a block holds at most one group of each channel (batch forms: one block;
+// instance forms with at most C groups per block), each sum gets one group and the work
+// units are every plane's blocks of columns; otherwise a unit is an accumulator block,
+// its groups walked in order.
 template <class T, class Arch>
 inline void backward_columns(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers) {
   constexpr index_t lanes = column_lanes<T, Arch>;
   const Columns& columns = rq.columns;
-  const index_t channels = columns.columns, blocks = (channels + lanes - 1) / lanes;
-  const double block_values = static_cast<double>(columns.group_size() * lanes);
-  double* sum_g = ctx.scratch.channel_sums;
-  double* sum_gz = sum_g + channels;
-  for (index_t i = 0; i < 2 * channels; ++i) sum_g[i] = 0.0;
+  const index_t channels = columns.columns, groups = columns.groups();
+  const index_t accumulators = detail::accumulator_blocks(rq.layout);
+  const index_t groups_per_accumulator = (groups + accumulators - 1) / accumulators;
+  double* const sums = ctx.scratch.channel_sums;  // per accumulator block: sum g [C], then sum g z [C]
+  for (index_t i = 0; i < 2 * channels * accumulators; ++i) sums[i] = 0.0;
   // Each thread's partials: its slot of lanes x group size pairs (backward_scratch's plan).
   const index_t partial_stride = 2 * max_column_lanes<T> * columns.group_size();
-  parallel_for(workers, blocks, 3 * block_values * sizeof(T), 60.0 * block_values, [&](index_t b) {
-    const index_t first = b * lanes;
+  const index_t noise_stride = block_noise_values<T>(columns);  // each thread's block of draws
+  const auto run_block = [&](const ColumnBlock& block) {
+    double* sum_g[lanes];
+    double* sum_gz[lanes];
+    for (index_t j = 0; j < block.width; ++j) {
+      double* const accumulator = sums + 2 * channels * ((block.group + j) / groups_per_accumulator);
+      sum_g[j] = accumulator + block.channel + j;
+      sum_gz[j] = accumulator + channels + block.channel + j;
+    }
     T* partials = rq.grad_x && ctx.scratch.partials
                       ? ctx.scratch.partials + static_cast<index_t>(workers.slot()) * partial_stride
                       : nullptr;
-    detail::backward_column_block<T, Arch>(rq, ctx, first, std::min(lanes, channels - first), sum_g, sum_gz, partials);
-  });
+    T* noise_buffer = ctx.scratch.block_noise ? ctx.scratch.block_noise + workers.slot() * noise_stride : nullptr;
+    detail::backward_column_block<T, Arch>(rq, ctx, block, sum_g, sum_gz, partials, noise_buffer);
+  };
+  const double block_values = static_cast<double>(columns.group_size() * lanes);
+  if (groups_per_accumulator <= channels) {
+    const index_t blocks_per_plane = (channels + lanes - 1) / lanes;
+    parallel_for(workers, columns.planes * blocks_per_plane, 3 * block_values * sizeof(T), 60.0 * block_values,
+                 [&](index_t b) {
+                   const index_t plane = b / blocks_per_plane, first = b % blocks_per_plane * lanes;
+                   run_block(ColumnBlock::of(columns, plane, first, std::min(lanes, channels - first)));
+                 });
+  } else {
+    const double group_values = static_cast<double>(columns.group_size() * groups_per_accumulator);
+    parallel_for(workers, accumulators, 3 * group_values * sizeof(T), 60.0 * group_values, [&](index_t a) {
+      const index_t last = std::min(groups, (a + 1) * groups_per_accumulator);
+      for (index_t g = a * groups_per_accumulator; g < last;) {
+        const index_t plane = g / channels, first = g % channels;
+        const index_t width = std::min({lanes, channels - first, last - g});
+        run_block(ColumnBlock::of(columns, plane, first, width));
+        g += width;
+      }
+    });
+  }
   for (index_t c = 0; c < channels; ++c) {
     double total_g = 0, total_gz = 0;
-    total_g += sum_g[c];
-    total_gz += sum_gz[c];
+    for (index_t a = 0; a < accumulators; ++a) {
+      total_g += sums[2 * channels * a + c];
+      total_gz += sums[2 * channels * a + channels + c];
+    }
     if (rq.grad_bias) rq.grad_bias[c] = T(total_g);
     if (rq.grad_weight) rq.grad_weight[c] = T(total_gz);
   }

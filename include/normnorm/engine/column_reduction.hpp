@@ -76,14 +76,15 @@ struct LaneValues {
 };
 
 // Runs kernel(V zero, offset, column, position) over rows [begin, end) of run `segment`
-// of the `width` channels from `first`: batches at `offset` (column 0) for rows below
-// batched_rows, then each channel's value at `offset` (its column) for the others.
-// position = segment * rows + row: the value's place in its group.
+// of the `width` channels whose first value is at `first_offset` (ColumnBlock::offset):
+// batches at `offset` (column 0) for rows below batched_rows, then each channel's value
+// at `offset` (its column) for the others. position = segment * rows + row: the value's
+// place in its group.
 template <class T, class Arch, class Kernel>
-NORMNORM_ALWAYS_INLINE void for_each_row(const Columns& columns, index_t first, index_t width, index_t segment,
+NORMNORM_ALWAYS_INLINE void for_each_row(const Columns& columns, index_t first_offset, index_t width, index_t segment,
                                          index_t begin, index_t end, Kernel&& kernel) {
   const index_t batched = batched_rows<T, Arch>(columns.rows);
-  const index_t base = first + segment * columns.segment_stride;
+  const index_t base = first_offset + segment * columns.segment_stride;
   for (index_t i = begin; i < end; ++i) {
     const index_t offset = base + i * columns.row_stride;
     if (i < batched) {
@@ -134,20 +135,21 @@ struct ColumnSums {
   }
 };
 
-// K sums per channel of the `width` channels from `first`, in blocks of Block rows
-// per run (reduce_group's reduction_block; the backward's chunk). kernel(V zero,
-// offset, column, sums) as for_each_row's, plus the sums. totals[j]: channel first + j.
+// K sums per channel of the `width` channels from `first_offset`, in blocks of Block
+// rows per run (reduce_group's reduction_block; the backward's chunk), each block's
+// added into totals[j] (column j; the caller starts them, at zero or at a running sum,
+// as the contiguous path's `+=` per block). kernel(V zero, offset, column, sums) as
+// for_each_row's, plus the sums.
 template <class T, class Arch, int K, index_t Block = math::reduction_block, class Kernel>
-inline void reduce_columns(const Columns& columns, index_t first, index_t width, Kernel&& kernel,
+inline void reduce_columns(const Columns& columns, index_t first_offset, index_t width, Kernel&& kernel,
                            std::array<double, K>* totals) {
   constexpr index_t lanes = column_lanes<T, Arch>;
   static_assert(Block % 64 == 0, "a block is whole batches for every width");
   ColumnSums<T, Arch, K> sums;
-  for (index_t j = 0; j < width; ++j) totals[j] = {};
   for (index_t segment = 0; segment < columns.segments; ++segment)
     for (index_t start = 0; start < columns.rows; start += Block) {
       sums.reset();
-      for_each_row<T, Arch>(columns, first, width, segment, start, std::min(columns.rows, start + Block),
+      for_each_row<T, Arch>(columns, first_offset, width, segment, start, std::min(columns.rows, start + Block),
                             [&](auto zero, index_t offset, index_t column, index_t position) {
                               sums.slot = (position - segment * columns.rows) % lanes;
                               sums.column = column;

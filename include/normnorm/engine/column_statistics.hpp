@@ -19,17 +19,18 @@
 namespace normnorm::engine {
 NORMNORM_TARGET_NAMESPACE_BEGIN
 
-// Statistics of the `width` channels from `first` (group_statistics' passes, in its order).
+// Statistics of the `width` columns whose first value is at `first_offset`
+// (group_statistics' passes, in its order).
 template <class T, class Arch>
-inline void column_statistics(const T* x, const Columns& columns, index_t first, index_t width, const Options& options,
-                              GroupStatistics* stats) {
+inline void column_statistics(const T* x, const Columns& columns, index_t first_offset, index_t width,
+                              const Options& options, GroupStatistics* stats) {
   constexpr index_t lanes = column_lanes<T, Arch>;
   const double group_size = static_cast<double>(columns.group_size());
   for (index_t j = 0; j < width; ++j) stats[j] = GroupStatistics{};
 
-  std::array<double, 1> sum[lanes];
+  std::array<double, 1> sum[lanes] = {};
   reduce_columns<T, Arch, 1>(
-      columns, first, width,
+      columns, first_offset, width,
       [&](auto zero, index_t offset, index_t, auto& sums) {
         sums.add(0, load_lanes<decltype(zero)>(x + offset, width));
       },
@@ -37,11 +38,11 @@ inline void column_statistics(const T* x, const Columns& columns, index_t first,
   for (index_t j = 0; j < width; ++j) stats[j].finite = std::isfinite(sum[j][0]);
 
   if (options.standardize) {
-    std::array<double, 2> deviations[lanes];
+    std::array<double, 2> deviations[lanes] = {};
     LaneValues<T, Arch> centre;
     const auto deviations_about = [&](std::array<double, 2>* out) {
       reduce_columns<T, Arch, 2>(
-          columns, first, width,
+          columns, first_offset, width,
           [&](auto zero, index_t offset, index_t column, auto& sums) {
             using V = decltype(zero);
             const V centred = load_lanes<V>(x + offset, width) - centre.template at<V>(column);
@@ -63,7 +64,7 @@ inline void column_statistics(const T* x, const Columns& columns, index_t first,
       recentre = recentre || needs[j];
     }
     if (recentre) {
-      std::array<double, 2> again[lanes];
+      std::array<double, 2> again[lanes] = {};
       for (index_t j = 0; j < width; ++j)
         if (needs[j]) centre.values[j] = T(static_cast<double>(centre.values[j]) + deviations[j][1] / group_size);
       deviations_about(again);
@@ -84,9 +85,9 @@ inline void column_statistics(const T* x, const Columns& columns, index_t first,
       rstd.values[j] = standardize.rstd;
     }
     ExtremesOfH<T, Arch, lanes> extremes;  // lane j and tail j: channel j
-    std::array<double, 5> sums[lanes];
+    std::array<double, 5> sums[lanes] = {};
     reduce_columns<T, Arch, 5>(
-        columns, first, width,
+        columns, first_offset, width,
         [&](auto zero, index_t offset, index_t column, auto& acc) {
           using V = decltype(zero);
           const V value = load_lanes<V>(x + offset, width);

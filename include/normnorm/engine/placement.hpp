@@ -8,9 +8,11 @@
 //   contiguous (N, C), batch    groups are columns: walked in place, one channel per
 //                               lane (engine/column_forward.hpp); a copy as (1, C, N)
 //                               rows for the searching estimators and over ranks
-//   channels-last (N, ..., C)   batch forms: columns in place, as (N, C); evaluation with
-//                               a fixed per-channel map in place, lanes across channels;
-//                               the other forms, and the cases above, a copy in (N, C, ...) order
+//   channels-last (N, ..., C)   batch forms: columns in place, as (N, C); instance forms (and
+//                               groups of one channel): each sample's columns in place;
+//                               evaluation with a fixed per-channel map in place, lanes
+//                               across channels; the group form, and the searching
+//                               estimators, a copy in (N, C, ...) order
 //   column-major, batch forms   in place: memory is (..., C, N), so each channel is
 //                               runs of N values, one run per spatial position
 //   column-major, other forms   a copy in (N, C, ...) order (spatial positions, and the
@@ -48,7 +50,8 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 // channels (fewer leave lanes idle and go through padded copies: 3-9x slower than the
 // copy at 2 and 4 channels), and a block of channels whose values fit in L2 (a block
 // is 64 bytes of each of group_size rows; each phase passes over it several times):
-// at 32768 rows per channel the copy's contiguous groups are 1.1-1.4x faster.
+// at 32768 rows per channel the copy's contiguous groups are 1.1-1.4x faster, at 16384
+// 1.01-1.03x.
 inline bool columns_pay_off(index_t channels, index_t group_size, std::size_t value_bytes) {
   constexpr index_t l2_budget = 256 * 1024;
   return channels * static_cast<index_t>(value_bytes) >= 32 && group_size * 64 <= l2_budget;
@@ -64,7 +67,7 @@ inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_ma
   Placement placement;
   placement.layout = logical;
   const index_t outer = logical.outer, channels = logical.channels, inner = logical.inner;
-  const bool columns = columns_allowed && !fixed_map && logical.groups_span_batch && logical.channels_per_group == 1 &&
+  const bool columns = columns_allowed && !fixed_map && logical.channels_per_group == 1 &&
                        columns_pay_off(channels, logical.group_size(), value_bytes);
   switch (format) {
     case MemoryFormat::contiguous:
@@ -83,8 +86,11 @@ inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_ma
     case MemoryFormat::channels_last:
       if (fixed_map) {
         placement.layout = Layout{outer * inner, channels, 1, 1, true};  // rows of C values
-      } else if (columns) {
+      } else if (columns && logical.groups_span_batch) {
         placement.columns = Columns{channels, outer, inner, channels, inner * channels};
+        placement.noise_keyed_logically = true;
+      } else if (columns) {  // a group per (sample, channel): one plane of columns per sample
+        placement.columns = Columns{channels, 1, inner, channels, 0, outer, inner * channels};
         placement.noise_keyed_logically = true;
       } else {
         placement.transposition = Transposition::packed(outer, inner, channels);
@@ -107,35 +113,49 @@ inline Placement place(const Layout& logical, MemoryFormat format, bool fixed_ma
   return placement;
 }
 
-// The draws of columns walked in place, in the caller's memory order: the caller's
-// own (external), or Philox's drawn into `buffer` (through `logical_draws` when keyed
-// logically). With `kept` (Execution::keep_noise) the draws land there instead.
+// The draws of columns walked in place, as the kernels read them (column_noise.hpp):
+// the caller's own (external, in memory order); Philox keyed by memory offset, drawn
+// into `scratch`; Philox keyed logically (channels-last), left to each block to draw,
+// or with `kept` (Execution::keep_noise) drawn in logical order into `scratch` and
+// transposed there. With `kept` the draws land there, in memory order.
 template <class T>
-inline NoiseSource<T> noise_in_memory_order(const Placement& placement, const NoiseSource<T>& noise, T* buffer,
-                                            T* logical_draws, T* kept, const Kernels<T>& kernels,
-                                            const Eigen::ThreadPoolDevice* device, index_t noise_offset) {
+inline NoiseSource<T> noise_in_memory_order(const Placement& placement, const NoiseSource<T>& noise, T* scratch, T* kept,
+                                            const Kernels<T>& kernels, const Eigen::ThreadPoolDevice* device,
+                                            index_t noise_offset) {
   const index_t count = placement.layout.num_elements();
   if (noise.kind == NoiseKind::none) return noise;
   if (noise.kind == NoiseKind::external) {
     if (kept) std::copy(noise.normals, noise.normals + count, kept);
     return noise;
   }
-  T* const target = kept ? kept : buffer;
   if (!placement.noise_keyed_logically) {
+    T* const target = kept ? kept : scratch;
     kernels.fill_noise(noise, noise_offset, count, target);
-  } else {
-    const Layout& logical = placement.layout;
-    kernels.fill_noise(noise, noise_offset, count, logical_draws);
-    kernels.transpose(Transposition::packed(logical.outer, logical.inner, logical.channels), logical_draws, target, false,
-                      device);
+    return NoiseSource<T>::external(target);
   }
-  return NoiseSource<T>::external(target);
+  if (!kept) return noise;
+  const Layout& logical = placement.layout;
+  kernels.fill_noise(noise, noise_offset, count, scratch);
+  kernels.transpose(Transposition::packed(logical.outer, logical.inner, logical.channels), scratch, kept, false, device);
+  return NoiseSource<T>::external(kept);
 }
 
-// Scratch values for the draws of columns walked in place (noise_in_memory_order).
-inline index_t column_noise_values(const Placement& placement, bool draws) {
+// Scratch values for the draws of columns walked in place (noise_in_memory_order):
+// Philox keyed by memory offset drawn there unless kept; keyed logically, drawn there
+// in logical order only when kept (else each block draws its own, add_block_noise).
+inline index_t column_noise_values(const Placement& placement, bool draws, bool kept) {
   if (!draws) return 0;
-  return placement.layout.num_elements() * (placement.noise_keyed_logically ? 2 : 1);
+  return kept == placement.noise_keyed_logically ? placement.layout.num_elements() : 0;
+}
+
+// Adds each worker thread's block of draws (column_noise.hpp) where blocks draw
+// their own: columns keyed logically, drawing, not kept.
+template <class T>
+inline void add_block_noise(ScratchPlan& scratch, const Placement& placement, bool draws, bool kept,
+                            const Eigen::ThreadPoolDevice* device) {
+  if (!draws || kept || !placement.columns.active() || !placement.noise_keyed_logically) return;
+  scratch.block_noise_values = worker_slots(device) * block_noise_values<T>(placement.columns);
+  scratch.block_noise = scratch.add(scratch.block_noise_values, sizeof(T));
 }
 
 // The draws the engine reads on a copy: `noise` itself when its keys already match,
@@ -159,25 +179,34 @@ inline NoiseSource<T> noise_on_copy(const Placement& placement, const NoiseSourc
 
 // A forward's scratch: on a copy, the input's copy (with noise, also the draws in
 // the engine's layout and a buffer to draw them in); walking columns with noise, the
-// draws in memory order; then the engine's parts.
+// draws (noise_in_memory_order, add_block_noise; `kept`: Execution::keep_noise); then
+// the engine's parts.
 template <class T>
-inline ScratchPlan forward_scratch(const Placement& placement, const ForwardPlan<T>& flow, bool reduces_over_ranks) {
+inline ScratchPlan forward_scratch(const Placement& placement, const ForwardPlan<T>& flow, bool reduces_over_ranks,
+                                   bool kept, const Eigen::ThreadPoolDevice* device) {
   const Transposition& t = placement.transposition;
-  const index_t copies = t.active() ? t.elements() * (flow.noisy ? 3 : 1) : column_noise_values(placement, flow.noisy);
-  return forward_scratch_plan<T>(placement.layout, flow, copies, reduces_over_ranks);
+  const index_t copies =
+      t.active() ? t.elements() * (flow.noisy ? 3 : 1) : column_noise_values(placement, flow.noisy, kept);
+  ScratchPlan scratch = forward_scratch_plan<T>(placement.layout, flow, copies, reduces_over_ranks);
+  add_block_noise<T>(scratch, placement, flow.noisy, kept, device);
+  return scratch;
 }
 
 // A backward's scratch: on a copy, the copies of input and grad_output (replaying
 // noise: also the draws and their buffer); walking columns and replaying noise, the
-// draws in memory order; then the per-channel sums and each worker thread's partials
-// (one group's worth, or one block of channels' on columns, for groups that fit in cache).
+// draws (as the forward's, never kept); then the per-channel sums and each worker
+// thread's partials (one group's worth, or one block of channels' on columns, for
+// groups that fit in cache).
 template <class T>
 inline ScratchPlan backward_scratch(const Placement& placement, bool replay_noise, bool reduces_over_ranks,
                                     const Eigen::ThreadPoolDevice* device) {
   const Transposition& t = placement.transposition;
-  const index_t copies = t.active() ? t.elements() * (replay_noise ? 4 : 2) : column_noise_values(placement, replay_noise);
-  return backward_scratch_plan<T>(placement.layout, copies, reduces_over_ranks, worker_slots(device),
-                                  placement.columns.active() ? max_column_lanes<T> : 1);
+  const index_t copies =
+      t.active() ? t.elements() * (replay_noise ? 4 : 2) : column_noise_values(placement, replay_noise, false);
+  ScratchPlan scratch = backward_scratch_plan<T>(placement.layout, copies, reduces_over_ranks, worker_slots(device),
+                                                 placement.columns.active() ? max_column_lanes<T> : 1);
+  add_block_noise<T>(scratch, placement, replay_noise, false, device);
+  return scratch;
 }
 
 // The forward of `rq` (the caller's pointers, the placement's layout), scratch
@@ -200,8 +229,7 @@ inline Status forward_placed(const Kernels<T>& kernels, const Placement& placeme
   }
   rq.columns = placement.columns;
   if (placement.columns.active() && ForwardPlan<T>::of(rq).noisy) {
-    const index_t count = placement.layout.num_elements();
-    rq.noise = noise_in_memory_order(placement, caller_noise, copy, copy + count, rq.kept_noise, kernels, rq.device,
+    rq.noise = noise_in_memory_order(placement, caller_noise, copy, rq.kept_noise, kernels, rq.device,
                                      rq.global.noise_offset);
     rq.kept_noise = nullptr;  // drawn there already
   }
@@ -244,11 +272,9 @@ inline void backward_placed(const Kernels<T>& kernels, const Placement& placemen
                                rq.device, rq.global.noise_offset);
   }
   rq.columns = placement.columns;
-  if (placement.columns.active() && replay_noise && !kept) {
-    const index_t count = placement.layout.num_elements();
-    rq.noise = noise_in_memory_order(placement, noise, x_copy, x_copy + count, static_cast<T*>(nullptr), kernels, rq.device,
+  if (placement.columns.active() && replay_noise && !kept)
+    rq.noise = noise_in_memory_order(placement, noise, x_copy, static_cast<T*>(nullptr), kernels, rq.device,
                                      rq.global.noise_offset);
-  }
   kernels.backward(rq, ctx);
   if (t.active() && caller_grad_x) kernels.transpose(t, static_cast<const T*>(grad_copy), caller_grad_x, false, rq.device);
 }

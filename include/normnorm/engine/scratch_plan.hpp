@@ -16,10 +16,10 @@ NORMNORM_TARGET_NAMESPACE_BEGIN
 struct ScratchPlan {
   // Byte offsets of the parts (meaningful where the count is > 0).
   std::size_t transposed = 0, verdicts = 0, extremes = 0, interleaved = 0, channel_sums = 0, rank_sums = 0,
-              partials = 0;
+              partials = 0, block_noise = 0;
   // How many of each.
   index_t transposed_values = 0, verdict_count = 0, extreme_count = 0, interleaved_values = 0, channel_sum_count = 0,
-          rank_sum_count = 0, partial_count = 0;
+          rank_sum_count = 0, partial_count = 0, block_noise_values = 0;
   std::size_t bytes = 0;  // the whole call's scratch
 
   // Appends a part of `count` values of `size` bytes; returns its offset.
@@ -41,6 +41,7 @@ struct ScratchPlan {
     if (channel_sum_count > 0) scratch.channel_sums = reinterpret_cast<double*>(base + channel_sums);
     if (rank_sum_count > 0) scratch.rank_sums = reinterpret_cast<double*>(base + rank_sums);
     if (partial_count > 0) scratch.partials = reinterpret_cast<T*>(base + partials);
+    if (block_noise_values > 0) scratch.block_noise = reinterpret_cast<T*>(base + block_noise);
   }
 };
 
