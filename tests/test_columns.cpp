@@ -66,6 +66,11 @@ void check_in_place_matches_copy(const ColumnCase& cc, NoiseKind noise_kind, boo
     CHECK(in_place.running_lambda == on_copy.running_lambda);
     CHECK(in_place.running_norm == on_copy.running_norm);
     CHECK(in_place.context.lambda == on_copy.context.lambda);
+    if (in_place.context.noise_kept && in_place.context.columns_in_place) {
+      // Kept draws: in memory order in place, in the copy's order ((N, C): (1, C, N)) on the copy.
+      const Shape copy_order = cc.format == MemoryFormat::channels_last ? cc.shape : Shape{1, cc.shape[1], cc.shape[0]};
+      CHECK(in_place.context.kept_noise == to_channels_last(on_copy.context.kept_noise, copy_order));
+    }
   }
 }
 
@@ -152,6 +157,9 @@ TEMPLATE_TEST_CASE("columns in place: the same bits on a thread pool", "[columns
            {LayerConfig::instance_normal_norm_2d(24, default_options(Form::instance_2d)), Shape{3, 24, 9, 9},
             MemoryFormat::channels_last},
            {LayerConfig::instance_normal_norm_2d(16, default_options(Form::instance_2d)), Shape{67, 16, 5, 5},
+            MemoryFormat::channels_last},
+           // (Enough work that the blocks of each plane run on the pool: at most C groups to an accumulator block.)
+           {LayerConfig::instance_normal_norm_2d(64, default_options(Form::instance_2d)), Shape{8, 64, 16, 16},
             MemoryFormat::channels_last}}) {
     INFO(cc.shape.to_string());
     check_in_place_matches_copy<TestType>(cc, NoiseKind::philox, true, false, &device);

@@ -48,7 +48,8 @@ std::vector<PlanCase> plan_cases(const Options& options) {
       {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::contiguous},
       {LayerConfig::group_normal_norm(2, 4, with(Form::group)), Shape{3, 4, 3, 5}, MemoryFormat::channels_last},
       {LayerConfig::instance_normal_norm_2d(3, with(Form::instance_2d)), Shape{2, 3, 5, 5}, MemoryFormat::contiguous},
-      // Each sample's columns in place (instance forms, and groups of one channel), many to an accumulator block.
+      // Each sample's columns in place (instance forms, and groups of one channel); in the second, several
+      // groups of a channel to an accumulator block.
       {LayerConfig::instance_normal_norm_2d(8, with(Form::instance_2d)), Shape{2, 8, 3, 4}, MemoryFormat::channels_last},
       {LayerConfig::group_normal_norm(8, 8, with(Form::group)), Shape{70, 8, 2, 3}, MemoryFormat::channels_last},
       // Column-major: batch forms in place, the others through a copy (engine/placement.hpp).
@@ -133,6 +134,16 @@ TEST_CASE("memory_plan: the parts it names, for a shape whose sizes are easy to 
   CHECK(eval.forward_workspace == 0);  // the fixed map runs in place on the caller's buffers
   CHECK(eval.evaluation_cache == 8 * (9 * sizeof(float) + sizeof(double)) + (3 + 5 * 8) * sizeof(double));
   CHECK_THROWS_AS(memory_plan<float>(config, Shape{100, 7}, Mode::train), std::invalid_argument);
+}
+
+TEST_CASE("memory_plan: contiguous groups in place need no copy and no draws in the workspace", "[memory_plan]") {
+  // BatchNormalNorm2d (2, 3, 4, 5) contiguous in float, training with noise: the forward's
+  // 3 verdicts (64 bytes aligned), the draws made in each group's own chunks; the backward's
+  // 2 sums per channel (48 bytes, 64 aligned) and one group's partials (2 x 40 floats).
+  const auto config = LayerConfig::batch_normal_norm_2d(3, Options{});
+  const MemoryPlan plan = memory_plan<float>(config, Shape{2, 3, 4, 5}, Mode::train);
+  CHECK(plan.forward_workspace == 64);
+  CHECK(plan.backward_workspace == 64 + 2 * 40 * sizeof(float));
 }
 
 TEST_CASE("memory_plan: channels-last columns in place draw their noise block by block", "[memory_plan]") {

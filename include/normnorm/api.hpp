@@ -42,9 +42,10 @@ struct Execution {
   // compute type per element, counted in memory_plan's state) so the backward reads
   // them instead of drawing them again. Same results, bit for bit; faster backward.
   bool keep_noise = false;
-  // Batch forms on (N, C) or channels-last input: walk the caller's rows in place, one
-  // channel per lane (engine/placement.hpp says when the engine does). false: work on a
-  // transposed copy instead. The same results, bit for bit; for measuring the two.
+  // Batch forms on (N, C) or channels-last input, instance forms on channels-last input:
+  // walk the caller's rows in place, one group per lane (engine/placement.hpp says when
+  // the engine does). false: work on a transposed copy instead. The same results, bit
+  // for bit; for measuring the two.
   bool columns_in_place = true;
 };
 

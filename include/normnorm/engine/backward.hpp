@@ -51,7 +51,7 @@ struct BackwardRequest {
   const Reducer* reducer = nullptr;
   GlobalBatch global;
   // Active: groups that are the columns of the caller's rows, walked in place
-  // (engine/column_backward.hpp); `noise` then in memory order, as in ForwardRequest.
+  // (engine/column_backward.hpp); `noise` then as in ForwardRequest.
   Columns columns;
 };
 
@@ -279,7 +279,7 @@ inline ScratchPlan backward_scratch_plan(const Layout& layout, index_t transpose
   return scratch;
 }
 
-// The batch forms' backward on groups that are columns (engine/column_backward.hpp).
+// The backward on groups that are columns (engine/column_backward.hpp).
 template <class T, class Arch>
 void backward_columns(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
 

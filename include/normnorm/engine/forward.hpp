@@ -45,9 +45,11 @@ struct ForwardRequest {
   // and what the handshake (api.hpp) learned of the global batch. Null: one process.
   const Reducer* reducer = nullptr;
   GlobalBatch global;
-  // Active: a batch form whose groups are the columns of the caller's rows ((N, C),
-  // channels-last), walked in place (engine/column_forward.hpp); `noise` is then keyed
-  // by memory offset or given in memory order.
+  // Active: groups that are the columns of the caller's rows ((N, C) and channels-last
+  // batch input, channels-last instance input), walked in place (engine/column_forward.hpp).
+  // `noise` is then external in memory order, or Philox keyed by the logical offset
+  // (channels-last), which each block draws itself (engine/column_noise.hpp); placement.hpp
+  // draws any other Philox noise into memory order first.
   Columns columns;
 };
 
@@ -320,7 +322,7 @@ inline constexpr index_t no_failed_group = -1;
 template <class T, class Arch>
 index_t forward_reduced(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
 
-// The batch forms' forward on groups that are columns (engine/column_forward.hpp).
+// The forward on groups that are columns (engine/column_forward.hpp).
 template <class T, class Arch>
 index_t forward_columns(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const Workers& workers);
 
