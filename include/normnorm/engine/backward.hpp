@@ -251,6 +251,21 @@ inline index_t accumulator_blocks(const Layout& layout) {
   return layout.groups_span_batch ? 1 : std::min(layout.num_groups(), max_accumulator_blocks);
 }
 
+// grad_bias and grad_weight from `blocks` blocks of per-channel sums (each sum g [C],
+// then sum g z [C]), added in block order.
+template <class T>
+inline void write_affine_gradients(const BackwardRequest<T>& rq, const double* sums, index_t channels, index_t blocks) {
+  for (index_t c = 0; c < channels; ++c) {
+    double total_g = 0, total_gz = 0;
+    for (index_t block = 0; block < blocks; ++block) {
+      total_g += sums[2 * channels * block + c];
+      total_gz += sums[2 * channels * block + channels + c];
+    }
+    if (rq.grad_bias) rq.grad_bias[c] = T(total_g);
+    if (rq.grad_weight) rq.grad_weight[c] = T(total_gz);
+  }
+}
+
 }  // namespace detail
 
 // Groups up to this many values keep their per-element partials between the two
@@ -325,15 +340,7 @@ inline void backward(const BackwardRequest<T>& rq, SavedContext<T>& ctx, const W
                      detail::backward_group<T, Arch>(rq, ctx, noise, g, sum_g, sum_g + channels, workers);
                  });
   }
-  for (index_t c = 0; c < channels; ++c) {
-    double total_g = 0, total_gz = 0;
-    for (index_t block = 0; block < blocks; ++block) {
-      total_g += scratch[2 * channels * block + c];
-      total_gz += scratch[2 * channels * block + channels + c];
-    }
-    if (rq.grad_bias) rq.grad_bias[c] = T(total_g);
-    if (rq.grad_weight) rq.grad_weight[c] = T(total_gz);
-  }
+  detail::write_affine_gradients(rq, scratch, channels, blocks);
 }
 
 NORMNORM_TARGET_NAMESPACE_END

@@ -229,15 +229,7 @@ inline void backward_columns(const BackwardRequest<T>& rq, SavedContext<T>& ctx,
       }
     });
   }
-  for (index_t c = 0; c < channels; ++c) {
-    double total_g = 0, total_gz = 0;
-    for (index_t a = 0; a < accumulators; ++a) {
-      total_g += sums[2 * channels * a + c];
-      total_gz += sums[2 * channels * a + channels + c];
-    }
-    if (rq.grad_bias) rq.grad_bias[c] = T(total_g);
-    if (rq.grad_weight) rq.grad_weight[c] = T(total_gz);
-  }
+  detail::write_affine_gradients(rq, sums, channels, accumulators);
 }
 
 NORMNORM_TARGET_NAMESPACE_END
