@@ -134,6 +134,26 @@ TEST_CASE("eps = 0 and a zero-variance group in evaluation: the group's outputs 
   for (int i = 4; i < 8; ++i) CHECK(std::isnan(layer.out[static_cast<std::size_t>(i)]));
 }
 
+TEST_CASE("Evaluation whose lambda sums overflow T: the group's outputs are NaN on every path", "[extremes]") {
+  // Without standardization h = x: at |x| ~ 1e18 the float terms h d and d^2 pass FLT_MAX,
+  // and which lanes overflow first depends on rounding (the fuzzer found SIMD lambda 1 against
+  // scalar NaN). The group counts as non-finite, as NaN input does: all NaN, other groups
+  // untouched; training refuses it.
+  Options o = no_noise(Form::layer);
+  o.standardize = false;
+  for (bool simd : {true, false}) {
+    INFO("simd " << simd);
+    Harness<float> layer(LayerConfig::layer_normal_norm(Shape{8}, o), Shape{2, 8});
+    layer.execution.simd_path = simd ? SimdPath::automatic : SimdPath::scalar;
+    layer.x = {-1.4e18f, 8.6e17f, 1e9f, -1.3e9f, 0.5f, -2e-16f, 3e17f, -7e17f,  // sums overflow float
+               0.1f, -0.4f, 0.3f, 1.2f, -0.8f, 0.05f, 0.6f, -0.2f};
+    layer.forward(Mode::eval);
+    for (int i = 0; i < 8; ++i) CHECK(std::isnan(layer.out[static_cast<std::size_t>(i)]));
+    for (int i = 8; i < 16; ++i) CHECK(std::isfinite(layer.out[static_cast<std::size_t>(i)]));
+    CHECK_THROWS_AS(layer.forward(Mode::train), std::domain_error);
+  }
+}
+
 TEST_CASE("eps = 0 and a zero-variance training group: a domain_error that names the cause, nothing changes", "[extremes]") {
   // 1 / sqrt(0 + 0) cannot standardize the group: the error says so (and does not blame
   // the finite input as NaN or Inf), with or without the power transform.

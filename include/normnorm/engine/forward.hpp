@@ -217,7 +217,12 @@ inline void record_group(const ForwardRequest<T>& rq, const ForwardPlan<T>& plan
   ctx.mean[at] = stats.mean;
   ctx.var[at] = stats.var;
   ctx.rstd[at] = stats.rstd;
-  ctx.lambda[at] = stats.lambda;
+  // Sums that overflowed T (finite input without standardization, |h| past ~1e17 in float)
+  // leave lambda to rounding: SIMD and scalar lanes overflow at different elements. Evaluation
+  // then gives the whole group NaN, as it does for NaN input (docs/reliability.md).
+  // (Searches: set after the search, forward().)
+  ctx.lambda[at] = v == GroupVerdict::non_finite && estimates_lambda && !plan.search ? std::numeric_limits<double>::quiet_NaN()
+                                                                                      : stats.lambda;
   ctx.mean_hd[at] = stats.mean_hd;
   ctx.mean_d[at] = stats.mean_d;
   ctx.g1[at] = stats.g1;
@@ -365,6 +370,8 @@ inline index_t forward(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const 
     // newton(k) or exact: one search over all groups at once (lanes = groups).
     detail::search_lambdas<T, Arch>(rq, ctx, workers);
     for (index_t g = 0; g < groups; ++g) {
+      if (verdict[g] == GroupVerdict::non_finite)  // as record_group: the group's outputs are NaN
+        ctx.lambda[static_cast<std::size_t>(g)] = std::numeric_limits<double>::quiet_NaN();
       if (verdict[g] == GroupVerdict::usable &&
           transform_overflows<T>(ctx.lambda[static_cast<std::size_t>(g)], extremes[2 * g], extremes[2 * g + 1], options.eps,
                                  group_size))

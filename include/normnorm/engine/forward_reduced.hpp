@@ -183,6 +183,7 @@ index_t forward_reduced(const ForwardRequest<T>& rq, SavedContext<T>& ctx, const
       bool finite = true;
       for (std::size_t k = 0; k < 5; ++k) finite = finite && std::isfinite(record[k]);
       if (!finite && verdict[g] == GroupVerdict::usable) verdict[g] = GroupVerdict::non_finite;
+      if (!finite) ctx.lambda[at] = std::numeric_limits<double>::quiet_NaN();  // as record_group (forward.hpp)
       if (verdict[g] == GroupVerdict::usable &&
           transform_overflows<T>(stats.lambda, record[5], record[6], options.eps, group_size))
         verdict[g] = GroupVerdict::overflows;
