@@ -211,12 +211,8 @@ inline void backward_columns(const BackwardRequest<T>& rq, SavedContext<T>& ctx,
   };
   const double block_values = static_cast<double>(columns.group_size() * lanes);
   if (groups_per_accumulator <= channels) {
-    const index_t blocks_per_plane = (channels + lanes - 1) / lanes;
-    parallel_for(workers, columns.planes * blocks_per_plane, 3 * block_values * sizeof(T), 60.0 * block_values,
-                 [&](index_t b) {
-                   const index_t plane = b / blocks_per_plane, first = b % blocks_per_plane * lanes;
-                   run_block(ColumnBlock::of(columns, plane, first, std::min(lanes, channels - first)));
-                 });
+    parallel_for(workers, columns.blocks(lanes), 3 * block_values * sizeof(T), 60.0 * block_values,
+                 [&](index_t b) { run_block(ColumnBlock::numbered(columns, lanes, b)); });
   } else {
     const double group_values = static_cast<double>(columns.group_size() * groups_per_accumulator);
     parallel_for(workers, accumulators, 3 * group_values * sizeof(T), 60.0 * group_values, [&](index_t a) {

@@ -159,12 +159,8 @@ inline index_t forward_columns(const ForwardRequest<T>& rq, SavedContext<T>& ctx
   const Columns& columns = rq.columns;
   const ForwardPlan<T> plan = ForwardPlan<T>::of(rq);
   // Work units: each plane's blocks of up to `lanes` columns.
-  const index_t channels = columns.columns, blocks_per_plane = (channels + lanes - 1) / lanes;
-  const index_t blocks = columns.planes * blocks_per_plane;
-  const auto block_of = [&](index_t b) {
-    const index_t plane = b / blocks_per_plane, first = b % blocks_per_plane * lanes;
-    return ColumnBlock::of(columns, plane, first, std::min(lanes, channels - first));
-  };
+  const index_t blocks = columns.blocks(lanes);
+  const auto block_of = [&](index_t b) { return ColumnBlock::numbered(columns, lanes, b); };
   const double block_values = static_cast<double>(columns.group_size() * lanes);
   const double block_bytes = block_values * sizeof(T);
   detail::start_forward(rq, plan, ctx);

@@ -5,6 +5,8 @@
 // channel per lane (engine/column_forward.hpp, engine/column_backward.hpp),
 // instead of on a transposed copy; engine/placement.hpp chooses between the two.
 
+#include <algorithm>
+
 #include "normnorm/layout.hpp"
 
 namespace normnorm::engine {
@@ -23,6 +25,9 @@ struct Columns {
   NORMNORM_ALWAYS_INLINE bool active() const { return rows > 0; }
   NORMNORM_ALWAYS_INLINE index_t group_size() const { return segments * rows; }
   NORMNORM_ALWAYS_INLINE index_t groups() const { return planes * columns; }
+  // How many blocks of up to `lanes` columns every plane makes (ColumnBlock::numbered).
+  NORMNORM_ALWAYS_INLINE index_t blocks_per_plane(index_t lanes) const { return (columns + lanes - 1) / lanes; }
+  NORMNORM_ALWAYS_INLINE index_t blocks(index_t lanes) const { return planes * blocks_per_plane(lanes); }
   // The logical (N, C, S...) offset of run `segment` of plane `plane`'s column `column`
   // (channels-last: the Philox key of its first value; placement.hpp).
   NORMNORM_ALWAYS_INLINE index_t logical_start(index_t plane, index_t column, index_t segment) const {
@@ -40,6 +45,12 @@ struct ColumnBlock {
 
   static ColumnBlock of(const Columns& columns, index_t plane, index_t first, index_t width) {
     return {plane, first, plane * columns.columns + first, plane * columns.plane_stride + first, width};
+  }
+  // Block b of the work units "every plane's blocks of up to `lanes` columns", plane by plane.
+  static ColumnBlock numbered(const Columns& columns, index_t lanes, index_t b) {
+    const index_t per_plane = columns.blocks_per_plane(lanes);
+    const index_t plane = b / per_plane, first = b % per_plane * lanes;
+    return of(columns, plane, first, std::min(lanes, columns.columns - first));
   }
 };
 
